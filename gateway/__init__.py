@@ -1,0 +1,1 @@
+"""satgw: a BeiDou-style satellite short-message gateway."""

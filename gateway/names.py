@@ -1,0 +1,126 @@
+"""Redis key names and MQTT topic names, derived from one prefix each.
+
+Keys carry a hash tag (``{prefix}``) so that every queue key of one gateway
+lands in the same Redis Cluster slot and Lua scripts may touch several of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocols.envelope import Priority
+
+__all__ = ["Keys", "Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every Redis key satgw uses, under one prefix."""
+
+    prefix: str = "satgw"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join(("{" + self.prefix + "}", *parts))
+
+    def stream(self, priority: Priority) -> str:
+        """The queue stream of one priority class."""
+        return self._k("q", priority.label)
+
+    def streams(self) -> list[str]:
+        """All queue streams, highest class first."""
+        return [self.stream(p) for p in Priority]
+
+    @property
+    def group(self) -> str:
+        """The consumer group every relay reads through."""
+        return "relay"
+
+    def seen(self, terminal: str) -> str:
+        """The sorted set of accepted seqs of a terminal (the replay window)."""
+        return self._k("seen", terminal)
+
+    def ground_seen(self, terminal: str) -> str:
+        """The sorted set of seqs the ground segment has delivered for a terminal."""
+        return self._k("gseen", terminal)
+
+    @property
+    def terminals(self) -> str:
+        """Hash: terminal id → JSON record (key, created, revoked)."""
+        return self._k("terminals")
+
+    @property
+    def dead(self) -> str:
+        """The dead-letter stream."""
+        return self._k("dead")
+
+    @property
+    def outbox(self) -> str:
+        """Stream of ground deliveries waiting to be published over MQTT."""
+        return self._k("outbox")
+
+    @property
+    def outbox_group(self) -> str:
+        """The consumer group of the ground publisher."""
+        return "ground"
+
+    @property
+    def stats(self) -> str:
+        """Hash of cumulative counters shared by every gateway process."""
+        return self._k("stats")
+
+    def trace(self, message_id: str) -> str:
+        """The list of hops one message went through."""
+        return self._k("trace", message_id)
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key under this prefix."""
+        return "{" + self.prefix + "}:*"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every MQTT topic satgw uses, under one prefix."""
+
+    prefix: str = "satgw"
+    share_group: str = "satgw"
+
+    def up(self, terminal: str) -> str:
+        """Where a terminal publishes ordinary traffic."""
+        return f"{self.prefix}/up/{terminal}"
+
+    def up_sos(self, terminal: str) -> str:
+        """Where a terminal publishes distress, on a subscription of its own."""
+        return f"{self.prefix}/up/{terminal}/sos"
+
+    def down(self, terminal: str) -> str:
+        """Receipts and downlink messages for a terminal."""
+        return f"{self.prefix}/down/{terminal}"
+
+    def delivered(self, terminal: str) -> str:
+        """Where the ground segment publishes a delivered message."""
+        return f"{self.prefix}/delivered/{terminal}"
+
+    @property
+    def uplink_filter(self) -> str:
+        """The shared subscription for ordinary uplink traffic."""
+        return f"$share/{self.share_group}/{self.prefix}/up/+"
+
+    @property
+    def sos_filter(self) -> str:
+        """The shared subscription for distress uplink traffic."""
+        return f"$share/{self.share_group}/{self.prefix}/up/+/sos"
+
+    def parse_up(self, topic: str) -> tuple[str, bool] | None:
+        """Return (terminal, is_sos) for an uplink topic, or None if it is not one."""
+        parts = topic.split("/")
+        head = self.prefix.split("/")
+        n = len(head)
+        if parts[:n] != head or len(parts) < n + 2 or parts[n] != "up":
+            return None
+        rest = parts[n + 1 :]
+        if len(rest) == 1:
+            return rest[0], False
+        if len(rest) == 2 and rest[1] == "sos":
+            return rest[0], True
+        return None
