@@ -159,7 +159,9 @@ def _kind(value: object) -> Kind:
     try:
         return Kind(_typed(value, str, "k"))
     except ValueError:
-        raise DecodeError(Reason.INVALID_FIELD, f"kind {value!r} is not one of sos, position, telemetry, text") from None
+        raise DecodeError(
+            Reason.INVALID_FIELD, f"kind {value!r} is not one of sos, position, telemetry, text"
+        ) from None
 
 
 def _position(inner: dict[str, Any]) -> Position | None:

@@ -124,7 +124,9 @@ def open_sealed(payload: bytes, key: bytes, header: Header | None = None) -> Mes
         )
     except InvalidTag:
         raise DecodeError(Reason.BAD_SEAL, f"seal of {header.terminal} seq {header.seq} does not verify") from None
-    return decode_inner(inner, terminal=header.terminal, seq=header.seq, priority=header.priority, receipt=header.receipt)
+    return decode_inner(
+        inner, terminal=header.terminal, seq=header.seq, priority=header.priority, receipt=header.receipt
+    )
 
 
 def _encode_header(message: Message) -> bytes:
