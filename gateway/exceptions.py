@@ -3,6 +3,8 @@
 ```
 GatewayError
 ├── ConfigError                 settings or TOML that cannot work; raised at start-up
+├── TerminalExists              adding a terminal id that is registered and not revoked (.terminal)
+├── TerminalNotFound            revoking (or otherwise naming) a terminal that was never registered (.terminal)
 ├── MessageRejected             a message refused for good (.reason, .terminal, .seq)
 ├── TransientError              worth retrying; nothing is acknowledged meanwhile
 │   ├── QueueUnavailable        Redis did not answer or refused (translated from redis.*)
@@ -30,6 +32,8 @@ __all__ = [
     "LinkError",
     "MessageRejected",
     "QueueUnavailable",
+    "TerminalExists",
+    "TerminalNotFound",
     "TransientError",
     "map_redis_errors",
 ]
@@ -41,6 +45,22 @@ class GatewayError(Exception):
 
 class ConfigError(GatewayError):
     """Settings that cannot work, found at start-up."""
+
+
+class TerminalExists(GatewayError):
+    """A terminal id is already registered and not revoked; revoke it first to issue a new key."""
+
+    def __init__(self, terminal: str) -> None:
+        super().__init__(f"terminal {terminal} is already registered; revoke it before adding it again")
+        self.terminal = terminal
+
+
+class TerminalNotFound(GatewayError):
+    """No terminal with this id was ever registered."""
+
+    def __init__(self, terminal: str) -> None:
+        super().__init__(f"terminal {terminal} is not registered")
+        self.terminal = terminal
 
 
 class MessageRejected(GatewayError):
