@@ -1,0 +1,218 @@
+"""The ``satgw`` command: run, demo, terminal, status, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway import config
+from gateway.credentials import Credentials
+from gateway.exceptions import GatewayError
+from gateway.mqtt import MqttClient
+from gateway.names import Keys, Topics
+from gateway.queue import Queue, Stats
+from gateway.service import Gateway
+from gateway.sim.terminal import SimTerminal
+from gateway.terminals import Registry
+from protocols.envelope import Kind, Position, Priority
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``satgw`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _install_uvloop()
+    try:
+        return asyncio.run(args.command(args))
+    except GatewayError as exc:
+        print(f"satgw: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="satgw", description="BeiDou-style satellite short-message gateway")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="serve until SIGTERM, then drain and exit 0")
+    run.set_defaults(command=_run, log_level="INFO")
+    _add_demo(sub)
+    _add_terminal(sub)
+    status = sub.add_parser("status", help="queue depths per class and gateway counters")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(command=_status)
+    _add_bench(sub)
+    return parser
+
+
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="run a gateway with simulated terminals and report per class")
+    demo.add_argument("--terminals", type=int, default=20, help="simulated terminals (default 20)")
+    demo.add_argument("--duration", type=float, default=15.0, help="seconds of traffic (default 15)")
+    demo.add_argument("--rate", type=float, default=200.0, help="messages per second, all terminals (default 200)")
+    demo.set_defaults(command=_demo)
+
+
+def _add_terminal(sub: Any) -> None:
+    terminal = sub.add_parser("terminal", help="provision terminals and send as one").add_subparsers(required=True)
+    add = terminal.add_parser("add", help="create a terminal and its key")
+    add.add_argument("id")
+    add.add_argument("--out", type=Path, help="write the terminal's credentials (JSON) here")
+    add.set_defaults(command=_terminal_add)
+    terminal.add_parser("list", help="list terminals").set_defaults(command=_terminal_list)
+    revoke = terminal.add_parser("revoke", help="revoke a terminal's key")
+    revoke.add_argument("id")
+    revoke.set_defaults(command=_terminal_revoke)
+    send = terminal.add_parser("send", help="publish as a terminal")
+    send.add_argument("--creds", type=Path, required=True, help="credentials file from 'terminal add --out'")
+    send.add_argument("--priority", type=Priority.parse, default=Priority.ROUTINE, help="distress|urgency|safety|routine")
+    send.add_argument("--kind", type=Kind, default=Kind.TEXT, choices=list(Kind), help="sos|position|telemetry|text")
+    send.add_argument("--text", default="", help="message body")
+    send.add_argument("--lat", type=float)
+    send.add_argument("--lon", type=float)
+    send.add_argument("--ttl", type=int, help="seconds a routine message may wait before it expires")
+    send.add_argument("--count", type=int, default=1)
+    send.add_argument("--receipt", action="store_true", help="ask for receipts on {prefix}/down/{terminal}")
+    send.add_argument("--raw-out", type=Path, help="write the exact MQTT payload here instead of publishing")
+    send.set_defaults(command=_terminal_send)
+
+
+def _add_bench(sub: Any) -> None:
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(required=True)
+    ingest = bench.add_parser("ingest", help="MQTT publish → durable in Redis, against a naive bridge")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object")
+    ingest.add_argument("--messages", type=int, default=60_000, help="messages per measured run")
+    ingest.add_argument("--runs", type=int, default=3, help="runs per variant; the median is reported")
+    ingest.set_defaults(command=_bench_ingest)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings, gateway_config = config.load()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Gateway(settings=settings, config=gateway_config) as gateway:
+        host, port = settings.http_address
+        logging.getLogger("satgw").info(
+            "serving: %d links, http://%s:%d/healthz", len(gateway.relays), host, gateway.http.port
+        )
+        await gateway.serve(stop)
+    logging.getLogger("satgw").info("drained; bye")
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from gateway.sim.demo import run_demo
+
+    settings, gateway_config = config.load()
+    return await run_demo(settings, gateway_config, terminals=args.terminals, duration=args.duration, rate=args.rate)
+
+
+async def _registry(settings: config.Settings) -> tuple[Redis, Registry]:
+    redis = Redis.from_url(settings.redis_url)
+    return redis, Registry(redis=redis, keys=Keys(settings.topic_prefix))
+
+
+async def _terminal_add(args: argparse.Namespace) -> int:
+    settings, _ = config.load()
+    redis, registry = await _registry(settings)
+    async with redis:
+        record = await registry.add(args.id)
+    creds = Credentials(
+        terminal=record.terminal, key=record.key, mqtt_url=settings.mqtt_url, topic_prefix=settings.topic_prefix
+    )
+    if args.out:
+        creds.save(args.out)
+        print(f"terminal {record.terminal} added; credentials in {args.out}")
+    else:
+        print(creds.to_json())
+    return 0
+
+
+async def _terminal_list(args: argparse.Namespace) -> int:
+    settings, _ = config.load()
+    redis, registry = await _registry(settings)
+    async with redis:
+        records = await registry.list()
+    for r in records:
+        print(f"{r.terminal:<32} created {r.created_at:.0f}  {'revoked' if r.revoked_at else 'active'}")
+    return 0
+
+
+async def _terminal_revoke(args: argparse.Namespace) -> int:
+    settings, _ = config.load()
+    redis, registry = await _registry(settings)
+    async with redis:
+        await registry.revoke(args.id)
+    print(f"terminal {args.id} revoked")
+    return 0
+
+
+async def _terminal_send(args: argparse.Namespace) -> int:
+    creds = Credentials.load(args.creds)
+    terminal = SimTerminal(creds=creds, topics=Topics(creds.topic_prefix))
+    position = Position(args.lat, args.lon) if args.lat is not None and args.lon is not None else None
+    priority = Priority.DISTRESS if args.kind is Kind.SOS else args.priority
+    messages = [
+        terminal.message(
+            priority=priority, kind=args.kind, text=args.text, position=position, ttl=args.ttl, receipt=args.receipt
+        )
+        for _ in range(args.count)
+    ]
+    if args.raw_out:
+        args.raw_out.write_bytes(terminal.wire(messages[0])[1])
+        print(f"{terminal.wire(messages[0])[0]} {args.raw_out}")
+        return 0
+    async with MqttClient(url=creds.mqtt_url, client_id=f"{creds.terminal}-cli") as client:
+        await asyncio.gather(*(terminal.publish(client, m) for m in messages))
+    print(f"published {len(messages)} as {creds.terminal} (seq {messages[0].seq}..{messages[-1].seq})")
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    settings, _ = config.load()
+    async with Redis.from_url(settings.redis_url) as redis:
+        keys = Keys(settings.topic_prefix)
+        depths = await Queue(redis=redis, keys=keys, consumer="status").depths()
+        counters = await Stats(redis=redis, keys=keys).read()
+    if args.json:
+        queues = {d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths}
+        print(json.dumps({"queues": queues, "counters": counters}))
+        return 0
+    print(f"{'class':<10}{'depth':>8}{'pending':>9}{'oldest':>10}")
+    for d in depths:
+        age = "-" if d.oldest_age_s is None else f"{d.oldest_age_s:.1f}s"
+        print(f"{d.priority.label:<10}{d.depth:>8}{d.pending:>9}{age:>10}")
+    for name in sorted(counters):
+        print(f"  {name:<36}{counters[name]:>10}")
+    return 0
+
+
+async def _bench_ingest(args: argparse.Namespace) -> int:
+    from bench.ingest import run_bench
+
+    settings, _ = config.load()
+    return await run_bench(settings, messages=args.messages, runs=args.runs, as_json=args.json)

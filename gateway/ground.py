@@ -1,0 +1,125 @@
+"""The far end of the links: decode frames, dedup, deliver over MQTT, send ``delivered`` receipts.
+
+:meth:`Ground.receive` is the links' :class:`~gateway.links.base.FrameSink`: it
+returns only once the frame's messages are durable in the outbox (deduplicated on
+(terminal, seq), atomically), so the relay may XACK. A publisher task then drains
+the outbox to ``{prefix}/delivered/{terminal}``, acking each outbox entry after
+the broker's PUBACK, so a crash re-publishes rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.counters import Counters
+from gateway.exceptions import LinkError, TransientError
+from gateway.ingest import message_id
+from gateway.mqtt import MqttClient
+from gateway.names import Topics
+from gateway.queue import Delivery, Outbox, OutboxEntry
+from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
+from protocols.errors import DecodeError
+from protocols.frame import Record, decode_frame
+
+__all__ = ["Ground", "delivery_json"]
+
+_RETRY_S = 0.2
+
+
+def delivery_json(record: Record, *, link: str, delivered_at: float) -> bytes:
+    """The JSON an application receives on ``{prefix}/delivered/{terminal}``."""
+    m = record.message
+    body = {
+        "id": message_id(m.terminal, m.seq),
+        "terminal": m.terminal,
+        "seq": m.seq,
+        "priority": m.priority.label,
+        "kind": m.kind.value,
+        "body": m.body,
+        "position": None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon},
+        "ttl": m.ttl,
+        "ts": m.ts,
+        "received_at": record.received_at,
+        "delivered_at": delivered_at,
+        "link": link,
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Ground:
+    """The ground segment.
+
+    Args:
+        outbox: durable, deduplicated deliveries waiting to be published.
+        topics: the topic layout.
+        receipts: where ``delivered`` receipts go.
+        counters: this process's counters.
+        clock: wall-clock time source.
+    """
+
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        topics: Topics,
+        receipts: ReceiptSink,
+        counters: Counters,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._topics = topics
+        self._receipts = receipts
+        self._counters = counters
+        self._clock = clock
+        self._log = logger or logging.getLogger("satgw.ground")
+
+    async def receive(self, frame: bytes, *, link: str) -> None:
+        """Take a frame off ``link`` and make its messages durable (deduplicated) before returning."""
+        try:
+            _, records = decode_frame(frame)
+        except DecodeError as exc:
+            self._counters.add("ground.bad_frames")
+            raise LinkError(link, f"frame does not decode: {exc}") from exc
+        now = self._clock()
+        fresh = await self._outbox.deliver([_delivery(r, link=link, at=now) for r in records])
+        self._counters.add("ground.duplicates", fresh.count(False))
+
+    async def publish_forever(self, client: MqttClient) -> None:
+        """Publish outbox entries until cancelled; each is acked after its PUBACK."""
+        while True:
+            try:
+                entries = await self._outbox.take(count=200, block_s=1.0)
+                if entries:
+                    await self._publish(client, entries)
+            except TransientError as exc:
+                self._log.warning("ground publisher waits: %s", exc)
+                await asyncio.sleep(_RETRY_S)
+
+    async def _publish(self, client: MqttClient, entries: list[OutboxEntry]) -> None:
+        acks = [client.publish(self._topics.delivered(e.terminal), e.payload, qos=1) for e in entries]
+        await asyncio.gather(*acks)
+        await self._outbox.ack(entries)
+        for entry in entries:
+            self._counters.add(f"delivered.{entry.priority.label}")
+            if entry.receipt:
+                receipt = Receipt(ReceiptKind.DELIVERED, entry.terminal, entry.seq, message_id=entry.message_id)
+                self._receipts.send(receipt)
+
+
+def _delivery(record: Record, *, link: str, at: float) -> Delivery:
+    m = record.message
+    return Delivery(
+        message_id=message_id(m.terminal, m.seq),
+        terminal=m.terminal,
+        seq=m.seq,
+        priority=m.priority,
+        payload=delivery_json(record, link=link, delivered_at=at),
+        receipt=m.receipt,
+        link=link,
+        delivered_at=at,
+    )

@@ -1,0 +1,265 @@
+"""Uplink messages → queue: open the seal, validate, dedup, classify, XADD, then PUBACK and receipt.
+
+Each MQTT message waits in :meth:`Lane.handle` until the batch holding it is in
+Redis (its PUBACK goes out when ``handle`` returns). A flusher task takes
+whatever has gathered — up to ``max_batch`` — and persists it in one round trip,
+so batches grow with load and a lone message is never held back.
+
+Distress has a lane of its own (own connection, own buffer, own flusher), so an
+SOS never waits behind a routine batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.counters import Counters
+from gateway.exceptions import MessageRejected, TransientError
+from gateway.names import Topics
+from gateway.queue import Accepted, EnqueueOutcome, Queue
+from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
+from gateway.terminals import KeyCache, TerminalRecord
+from protocols.envelope import Message, Priority
+from protocols.errors import DecodeError, Reason
+from protocols.frame import Record, encode_record
+from protocols.seal import Header, open_sealed, peek_header
+
+__all__ = ["Lane", "message_id"]
+
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
+
+
+def message_id(terminal: str, seq: int) -> str:
+    """Return the id every hop uses for a message (unique: (terminal, seq) is queued once)."""
+    return f"{terminal}:{seq}"
+
+
+@dataclass(slots=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    received_at: float
+    done: asyncio.Future[None]
+    header: Header | None = None
+    message: Message | None = None
+    dup: bool = False
+    """The broker re-delivers it (MQTT DUP flag): a duplicate is then our own unacked message, not a replay."""
+    sender: str | None = None
+    """The terminal named by the topic: the broker's ACL vouches for it, so receipts go there."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[_Inbound]
+    rejected: list[tuple[_Inbound, MessageRejected]] = field(default_factory=list)
+
+
+class Lane:
+    """One ingest lane (ordinary or distress): buffer, validate and persist uplink messages.
+
+    Args:
+        name: ``up`` or ``sos``; appears in logs and the flusher task's name.
+        distress: whether this lane takes the distress topic (and only distress).
+        queue: where accepted messages go.
+        keys: terminal keys, cached.
+        topics: the topic layout.
+        receipts: where receipts go.
+        counters: this process's counters.
+        max_batch: the largest batch persisted in one round trip.
+        clock: wall-clock time source (Unix seconds).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        distress: bool,
+        queue: Queue,
+        keys: KeyCache,
+        topics: Topics,
+        receipts: ReceiptSink,
+        counters: Counters,
+        max_batch: int = 500,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.name = name
+        self._distress = distress
+        self._queue = queue
+        self._keys = keys
+        self._topics = topics
+        self._receipts = receipts
+        self._counters = counters
+        self._max_batch = max_batch
+        self._clock = clock
+        self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
+        self._buffer: list[_Inbound] = []
+        self._wakeup = asyncio.Event()
+
+    async def handle(self, topic: str, payload: bytes, dup: bool = False) -> None:
+        """Take one MQTT message; return once it is durable in Redis or rejected for good."""
+        item = _Inbound(topic, payload, self._clock(), asyncio.get_running_loop().create_future(), dup=dup)
+        self._buffer.append(item)
+        self._wakeup.set()
+        await item.done
+
+    @property
+    def backlog(self) -> int:
+        """Messages received but not yet persisted or rejected."""
+        return len(self._buffer)
+
+    async def run(self) -> None:
+        """Persist batches until cancelled; a batch that meets a Redis outage is retried, never dropped."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._buffer:
+                batch, self._buffer = self._buffer[: self._max_batch], self._buffer[self._max_batch :]
+                await self._persist_with_retry(batch)
+
+    async def _persist_with_retry(self, items: list[_Inbound]) -> None:
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                await self._persist(items)
+                return
+            except TransientError as exc:
+                self._counters.add("ingest.redis_retries")
+                self._log.warning("ingest %s: %d messages wait for Redis: %s", self.name, len(items), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+
+    async def _persist(self, items: list[_Inbound]) -> None:
+        batch = _Batch(items=[])
+        for item in items:
+            self._screen(item, batch)
+        await self._open(batch)
+        outcomes = await self._queue.enqueue([self._accepted(i) for i in batch.items]) if batch.items else []
+        self._counters.add(f"ingest.batch.{_size_bucket(len(items))}")
+        for item in items:
+            item.done.set_result(None)  # PUBACK: everything in this batch is now durable or refused
+        self._report(batch, outcomes)
+
+    def _screen(self, item: _Inbound, batch: _Batch) -> None:
+        """Checks that need no key: topic, header, class-versus-topic."""
+        try:
+            item.header = self._check_header(item)
+            batch.items.append(item)
+        except DecodeError as exc:
+            batch.rejected.append((item, MessageRejected(exc.reason, exc.detail)))
+        except MessageRejected as exc:
+            batch.rejected.append((item, exc))
+        except Exception as exc:  # a decoder bug must cost one message, never the lane
+            self._log.exception("ingest %s: unexpected error screening %s", self.name, item.topic)
+            batch.rejected.append((item, MessageRejected(Reason.MALFORMED, f"unreadable ({type(exc).__name__})")))
+
+    def _check_header(self, item: _Inbound) -> Header:
+        parsed = self._topics.parse_up(item.topic)
+        if parsed is None:
+            raise MessageRejected(Reason.TOPIC_MISMATCH, f"{item.topic!r} is not an uplink topic")
+        terminal, on_sos_topic = parsed
+        item.sender = terminal
+        header = peek_header(item.payload)
+        if header.terminal != terminal:
+            raise _rejected(header, Reason.TOPIC_MISMATCH, f"sealed for {header.terminal}, published on {terminal}")
+        if on_sos_topic != (header.priority is Priority.DISTRESS) or on_sos_topic != self._distress:
+            raise _rejected(header, Reason.TOPIC_MISMATCH, f"class {header.priority.label} on topic {item.topic}")
+        return header
+
+    async def _open(self, batch: _Batch) -> None:
+        records = await self._records({i.header.terminal for i in batch.items if i.header})
+        kept: list[_Inbound] = []
+        for item in batch.items:
+            try:
+                item.message = self._open_one(item, records)
+                kept.append(item)
+            except MessageRejected as exc:
+                batch.rejected.append((item, exc))
+        batch.items = kept
+
+    async def _records(self, terminals: set[str]) -> dict[str, TerminalRecord | None]:
+        found: dict[str, TerminalRecord | None] = {}
+        missing = []
+        for terminal in terminals:
+            cached = self._keys.get_cached(terminal)
+            if isinstance(cached, TerminalRecord) or cached is None:
+                found[terminal] = cached
+            else:
+                missing.append(terminal)
+        if missing:
+            found.update(await self._keys.fetch(missing))
+        return found
+
+    def _open_one(self, item: _Inbound, records: dict[str, TerminalRecord | None]) -> Message:
+        assert item.header is not None
+        header = item.header
+        record = records.get(header.terminal)
+        if record is None:
+            raise _rejected(header, Reason.UNKNOWN_TERMINAL, f"terminal {header.terminal} is not provisioned")
+        if record.revoked_at is not None:
+            raise _rejected(header, Reason.REVOKED_TERMINAL, f"terminal {header.terminal} was revoked")
+        try:
+            return open_sealed(item.payload, record.key, header)
+        except DecodeError as exc:
+            raise _rejected(header, exc.reason, exc.detail) from None
+
+    def _accepted(self, item: _Inbound) -> Accepted:
+        message = item.message
+        assert message is not None
+        return Accepted(
+            message_id=message_id(message.terminal, message.seq),
+            terminal=message.terminal,
+            seq=message.seq,
+            priority=message.priority,
+            record=encode_record(Record(message=message, received_at=item.received_at)),
+            received_at=item.received_at,
+            expires_at=item.received_at + message.ttl if message.ttl is not None else None,
+            receipt=message.receipt,
+        )
+
+    def _report(self, batch: _Batch, outcomes: Sequence[EnqueueOutcome]) -> None:
+        for item, outcome in zip(batch.items, outcomes, strict=True):
+            if outcome is EnqueueOutcome.QUEUED:
+                self._report_accepted(item)
+            elif item.dup and outcome is EnqueueOutcome.DUPLICATE:
+                self._counters.add("ingest.redelivered")  # persisted before a crash or reconnect; PUBACK again
+            else:
+                self._report_rejected(item, _rejected(item.header, Reason.REPLAY, f"seq already used ({outcome.name})"))
+        for item, exc in batch.rejected:
+            self._report_rejected(item, exc)
+
+    def _report_accepted(self, item: _Inbound) -> None:
+        message = item.message
+        assert message is not None
+        self._counters.add(f"accepted.{message.priority.label}")
+        if message.receipt:
+            mid = message_id(message.terminal, message.seq)
+            self._receipts.send(Receipt(ReceiptKind.ACCEPTED, message.terminal, message.seq, message_id=mid))
+
+    def _report_rejected(self, item: _Inbound, exc: MessageRejected) -> None:
+        self._counters.add(f"rejected.{exc.reason.value}")
+        self._log.info("rejected %s on %s: %s", exc.reason.value, item.topic, exc.detail)
+        # Without a readable header we cannot know whether the terminal wants receipts: tell it anyway.
+        if item.sender is not None and (item.header is None or item.header.receipt):
+            receipt = Receipt(ReceiptKind.REJECTED, item.sender, exc.seq, reason=exc.reason.value, detail=exc.detail)
+            self._receipts.send(receipt)
+
+
+def _rejected(header: Header | None, reason: Reason, detail: str) -> MessageRejected:
+    if header is None:
+        return MessageRejected(reason, detail)
+    return MessageRejected(reason, detail, terminal=header.terminal, seq=header.seq)
+
+
+def _size_bucket(n: int) -> str:
+    for limit in (1, 10, 100):
+        if n <= limit:
+            return f"le{limit}"
+    return "gt100"

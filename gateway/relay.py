@@ -1,0 +1,285 @@
+"""One scheduler per link: strict priority, packing, retries, XACK only after the link says ``sent``.
+
+Before every transmission the relay asks the queue again for the highest class
+waiting, so an SOS that arrives while a routine backlog drains goes out in the
+next slot. While the link's interval keeps ordinary traffic waiting, the relay
+blocks on the distress stream alone: distress may use the emergency exemption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.counters import Counters
+from gateway.exceptions import TransientError
+from gateway.links.base import Clock, Feedback, FeedbackCode, Link
+from gateway.queue import Entry, Queue
+from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
+from protocols.envelope import Priority
+from protocols.frame import encode_frame, frame_overhead
+
+__all__ = ["Backlog", "Relay"]
+
+_IDLE_BLOCK_S = 1.0
+_ACK_RETRY_S = 0.2
+
+
+@dataclass(order=True, slots=True)
+class _Held:
+    priority: int
+    order: int
+    entry: Entry = field(compare=False)
+    attempts: int = field(compare=False, default=0)
+    not_before: float = field(compare=False, default=0.0)
+
+
+class Backlog:
+    """Entries this process holds outside the stream: retries, leftovers of packing, reclaimed ones.
+
+    Shared by the relays of one process; ordered by class, then by arrival.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[_Held] = []
+        self._ids: set[str] = set()
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, entry: Entry, *, attempts: int = 0, not_before: float = 0.0) -> None:
+        """Hold ``entry`` for a later transmission (ignored if already held)."""
+        if entry.stream_id in self._ids:
+            return
+        self._ids.add(entry.stream_id)
+        heapq.heappush(self._heap, _Held(entry.priority, next(self._order), entry, attempts, not_before))
+
+    def head_priority(self, now: float) -> int | None:
+        """The class of the most urgent entry that may go at ``now``, if any."""
+        ready = [h.priority for h in self._heap if h.not_before <= now]
+        return min(ready) if ready else None
+
+    def next_ready_at(self) -> float | None:
+        """The earliest time any held entry may go."""
+        return min((h.not_before for h in self._heap), default=None)
+
+    def pop(self, now: float, *, max_priority: int) -> _Held | None:
+        """Remove and return the most urgent entry that may go at ``now`` within ``max_priority``."""
+        ready = [h for h in self._heap if h.not_before <= now and h.priority <= max_priority]
+        if not ready:
+            return None
+        held = min(ready)
+        self._heap.remove(held)
+        heapq.heapify(self._heap)
+        self._ids.discard(held.entry.stream_id)
+        return held
+
+
+class Relay:
+    """Carries queued messages over one link.
+
+    Args:
+        link: the satellite link this relay feeds.
+        queue: the class streams.
+        backlog: entries held by this process (shared between its relays).
+        receipts: where ``sent`` and ``expired`` receipts go.
+        counters: this process's counters.
+        clock: the link's clock (simulated in tests).
+        pack_max: at most this many messages in one frame.
+        max_in_flight: transmissions under way at once on this link.
+        max_attempts: lost transmissions before a non-distress message is dead-lettered.
+    """
+
+    def __init__(
+        self,
+        *,
+        link: Link,
+        queue: Queue,
+        backlog: Backlog,
+        receipts: ReceiptSink,
+        counters: Counters,
+        clock: Clock,
+        pack_max: int = 32,
+        max_in_flight: int = 64,
+        max_attempts: int = 8,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if pack_max < 1 or max_in_flight < 1 or max_attempts < 1:
+            raise ValueError("pack_max, max_in_flight and max_attempts must be at least 1")
+        self._link = link
+        self._queue = queue
+        self._backlog = backlog
+        self._receipts = receipts
+        self._counters = counters
+        self._clock = clock
+        self._pack_max = pack_max
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_attempts = max_attempts
+        self._log = logger or logging.getLogger(f"satgw.relay.{link.name}")
+        self._frame_seq = itertools.count()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        """The link's name."""
+        return self._link.name
+
+    @property
+    def in_flight(self) -> int:
+        """Transmissions under way."""
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        """Schedule transmissions until :meth:`stop` is called, then wait for those under way."""
+        while not self._stopping:
+            try:
+                await self.step()
+            except TransientError as exc:
+                self._log.warning("relay %s waits for Redis: %s", self._link.name, exc)
+                await asyncio.sleep(_ACK_RETRY_S)
+        await self.drain()
+
+    def stop(self) -> None:
+        """Take no new entries; :meth:`run` returns once transmissions under way end."""
+        self._stopping = True
+
+    async def drain(self) -> None:
+        """Wait for every transmission under way."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def step(self) -> None:
+        """Pick the most urgent frame the link may carry now and start its transmission."""
+        await self._slots.acquire()
+        try:
+            batch = await self._next_batch()
+        except BaseException:
+            self._slots.release()
+            raise
+        if not batch:
+            self._slots.release()
+            return
+        task = asyncio.create_task(self._transmit(batch), name=f"satgw.relay[{self._link.name}].tx")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _next_batch(self) -> list[_Held]:
+        routine_wait = self._link.ready_in(Priority.ROUTINE)
+        # While ordinary traffic must wait out the interval, only distress (exempt) may go.
+        ceiling = Priority.DISTRESS if routine_wait > 0 else Priority.ROUTINE
+        block_s = min(routine_wait, _IDLE_BLOCK_S) if routine_wait > 0 else _IDLE_BLOCK_S
+        first = await self._first(ceiling, block_s)
+        if first is None:
+            return []
+        if self._link.ready_in(Priority(first.priority)) > 0:
+            self._hold(first)  # e.g. distress on a link without the exemption: wait for the slot
+            await self._clock.sleep(min(self._link.ready_in(Priority(first.priority)), _IDLE_BLOCK_S))
+            return []
+        return await self._pack(first, ceiling)
+
+    async def _first(self, ceiling: int, block_s: float) -> _Held | None:
+        now = self._clock.now()
+        held_priority = self._backlog.head_priority(now)
+        if held_priority is not None and held_priority <= ceiling:
+            # Something is held: only a strictly more urgent fresh entry may overtake it.
+            fresh = await self._take(max_priority=held_priority - 1, count=1, block_s=0.0)
+            return fresh[0] if fresh else self._backlog.pop(now, max_priority=ceiling)
+        ready_at = self._backlog.next_ready_at()
+        if ready_at is not None:
+            block_s = max(0.0, min(block_s, ready_at - now))
+        fresh = await self._take(max_priority=ceiling, count=1, block_s=block_s)
+        return fresh[0] if fresh else None
+
+    async def _take(self, *, max_priority: int, count: int, block_s: float) -> list[_Held]:
+        if max_priority < Priority.DISTRESS:
+            return []
+        entries = await self._queue.take(count=count, block_s=block_s, max_priority=Priority(max_priority))
+        return [_Held(e.priority, 0, e) for e in await self._drop_expired(entries)]
+
+    async def _drop_expired(self, entries: Sequence[Entry]) -> list[Entry]:
+        now = self._clock.now()
+        expired = [e for e in entries if e.expires_at is not None and e.expires_at <= now]
+        if expired:
+            await self._queue.ack(expired)
+            for entry in expired:
+                self._counters.add(f"expired.{entry.priority.label}")
+                if entry.receipt:
+                    self._receipts.send(_receipt(ReceiptKind.EXPIRED, entry, link=None))
+        return [e for e in entries if e not in expired]
+
+    async def _pack(self, first: _Held, ceiling: int) -> list[_Held]:
+        """Fill the frame with the most urgent entries that fit, never above ``ceiling``."""
+        if self._pack_max == 1:
+            return [first]
+        batch, size = [first], len(first.entry.record)
+        more = await self._take(max_priority=ceiling, count=self._pack_max - 1, block_s=0.0)
+        for index, held in enumerate(more):
+            if frame_overhead(len(batch) + 1) + size + len(held.entry.record) > self._link.mtu:
+                for rest in more[index:]:
+                    self._hold(rest)
+                break
+            batch.append(held)
+            size += len(held.entry.record)
+        return batch
+
+    def _hold(self, held: _Held, *, attempts: int | None = None, not_before: float = 0.0) -> None:
+        self._backlog.push(held.entry, attempts=held.attempts if attempts is None else attempts, not_before=not_before)
+
+    async def _transmit(self, batch: list[_Held]) -> None:
+        try:
+            frame = encode_frame([h.entry.record for h in batch], frame_seq=next(self._frame_seq) % 2**32)
+            priority = Priority(min(h.priority for h in batch))
+            try:
+                feedback = await self._link.transmit(frame, priority=priority)
+            except Exception as exc:  # the far side failed to persist: the frame did not go
+                self._log.warning("link %s transmit failed: %s", self._link.name, exc)
+                feedback = Feedback(FeedbackCode.LOST)
+            await self._settle(batch, feedback)
+        finally:
+            self._slots.release()
+
+    async def _settle(self, batch: list[_Held], feedback: Feedback) -> None:
+        self._counters.add(f"link.{self._link.name}.{feedback.code.value}")
+        if feedback.sent:
+            await self._ack(batch)
+            return
+        now = self._clock.now()
+        for held in batch:
+            counts = feedback.code not in (FeedbackCode.INTERVAL,)
+            attempts = held.attempts + (1 if counts else 0)
+            if feedback.code is FeedbackCode.TOO_LARGE or (attempts >= self._max_attempts and held.priority > 0):
+                await self._dead_letter(held, feedback)
+            else:
+                self._hold(held, attempts=attempts, not_before=now if held.priority == 0 else now + feedback.wait_s)
+
+    async def _ack(self, batch: list[_Held]) -> None:
+        entries = [h.entry for h in batch]
+        while True:
+            try:
+                await self._queue.ack(entries)
+                break
+            except TransientError as exc:  # it went; the ack must follow, or a redelivery (deduped) will
+                self._log.warning("relay %s: ack waits for Redis: %s", self._link.name, exc)
+                await asyncio.sleep(_ACK_RETRY_S)
+        for entry in entries:
+            self._counters.add(f"sent.{entry.priority.label}")
+            if entry.receipt:
+                self._receipts.send(_receipt(ReceiptKind.SENT, entry, link=self._link.name))
+
+    async def _dead_letter(self, held: _Held, feedback: Feedback) -> None:
+        reason = "too_large" if feedback.code is FeedbackCode.TOO_LARGE else "link_failed"
+        await self._queue.dead_letter([held.entry], reason=reason)
+        self._counters.add(f"dead.{held.entry.priority.label}")
+        self._log.warning("dead-lettered %s after %d attempts: %s", held.entry.message_id, held.attempts, reason)
+        if held.entry.receipt:
+            self._receipts.send(_receipt(ReceiptKind.REJECTED, held.entry, link=self._link.name, reason=reason))
+
+
+def _receipt(kind: ReceiptKind, entry: Entry, *, link: str | None, reason: str | None = None) -> Receipt:
+    return Receipt(kind, entry.terminal, entry.seq, message_id=entry.message_id, link=link, reason=reason)

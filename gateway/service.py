@@ -1,0 +1,263 @@
+"""``satgw run``: wires ingest, queue, relays, links and ground into one serving process.
+
+Start-up order matters for "nothing lost": the outbound connection, ground and
+relays come first, the inbound connections last (with their routes set before
+CONNACK, as a persistent session delivers queued messages at once). Shutdown
+runs the other way: stop taking uplink, persist what is buffered, let the links
+finish what is in flight, publish what the ground holds, then disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+from typing import Any, Self
+
+from redis.asyncio import Redis
+
+from gateway.api import StatusServer
+from gateway.config import GatewayConfig, Settings
+from gateway.counters import Counters
+from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
+from gateway.ground import Ground
+from gateway.ingest import Lane
+from gateway.links.base import Clock
+from gateway.links.clock import RealClock
+from gateway.mqtt import MqttClient
+from gateway.names import Keys, Topics
+from gateway.queue import Outbox, Queue, Stats
+from gateway.receipts import Receipt
+from gateway.relay import Backlog, Relay
+from gateway.terminals import KeyCache, Registry
+
+__all__ = ["Gateway", "MqttReceipts"]
+
+_DRAIN_TIMEOUT_S = 10.0
+_STATS_EVERY_S = 1.0
+
+
+class MqttReceipts:
+    """Publishes receipts to ``{prefix}/down/{terminal}`` at QoS 1 without waiting."""
+
+    def __init__(self, *, client: MqttClient, topics: Topics, counters: Counters) -> None:
+        self._client, self._topics, self._counters = client, topics, counters
+
+    def send(self, receipt: Receipt) -> None:
+        """Publish ``receipt``; a failure is counted, never raised."""
+        try:
+            self._client.publish(self._topics.down(receipt.terminal), receipt.to_json(), qos=1)
+            self._counters.add(f"receipts.{receipt.kind.value}")
+        except (RuntimeError, OSError, BrokerUnavailable):
+            self._counters.add("receipts.failed")
+
+
+class Gateway:
+    """The whole gateway as an async context manager; :meth:`serve` runs until asked to stop.
+
+    Args:
+        settings: the environment.
+        config: links and tuning.
+        clock: the links' clock; real time unless a test injects one.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        config: GatewayConfig,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.settings, self.config = settings, config
+        self.keys, self.topics = Keys(settings.topic_prefix), Topics(settings.topic_prefix)
+        self.counters = Counters()
+        self._clock: Clock = clock or RealClock()
+        self._log = logger or logging.getLogger("satgw")
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._entered = False
+        self.started_at = time.time()
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("a Gateway is not re-entrant")
+        self._entered = True
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._shutdown()
+
+    async def _start(self) -> None:
+        s, node = self.settings, self.settings.node
+        self.redis = Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=10)
+        self._stack.push_async_callback(self.redis.aclose)
+        self.queue = Queue(redis=self.redis, keys=self.keys, consumer=node, max_deliveries=self.config.max_deliveries)
+        self.outbox = Outbox(redis=self.redis, keys=self.keys, consumer=node)
+        self.stats = Stats(redis=self.redis, keys=self.keys)
+        await self._setup_storage()
+        self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
+        self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
+        self.ground = Ground(outbox=self.outbox, topics=self.topics, receipts=self.receipts, counters=self.counters)
+        self._start_relays()
+        self._spawn(self.ground.publish_forever(self.publisher), "ground.publisher")
+        self._spawn(self._reclaim_forever(), "queue.reclaim")
+        self._spawn(self._flush_stats_forever(), "stats")
+        await self._start_ingest()
+        await self._start_http()
+
+    async def _setup_storage(self) -> None:
+        try:
+            await self.queue.setup()
+            await self.outbox.setup()
+        except QueueUnavailable as exc:
+            raise GatewayError(f"cannot start: {exc} (is Redis running at {self.settings.redis_url}?)") from exc
+        for entry in await self.queue.recover_own():
+            self.backlog.push(entry)
+
+    def _start_relays(self) -> None:
+        self.relays: list[Relay] = []
+        for profile in self.config.links:
+            link = profile.build(sink=self.ground, clock=self._clock)
+            relay = Relay(
+                link=link,
+                queue=self.queue,
+                backlog=self.backlog,
+                receipts=self.receipts,
+                counters=self.counters,
+                clock=self._clock,
+                pack_max=self.config.pack_max,
+                max_in_flight=self.config.max_in_flight,
+                max_attempts=self.config.max_attempts,
+            )
+            self.relays.append(relay)
+            self._spawn(relay.run(), f"relay[{link.name}]")
+
+    @property
+    def backlog(self) -> Backlog:
+        """Entries this process holds for retry (shared by its relays)."""
+        if not hasattr(self, "_backlog"):
+            self._backlog = Backlog()
+        return self._backlog
+
+    async def _start_ingest(self) -> None:
+        s, node = self.settings, self.settings.node
+        keys = KeyCache(registry=Registry(redis=self.redis, keys=self.keys))
+        common: dict[str, Any] = dict(
+            queue=self.queue, keys=keys, topics=self.topics, receipts=self.receipts, counters=self.counters
+        )
+        self.lanes = [
+            Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
+            Lane(name="up", distress=False, max_batch=self.config.max_batch, **common),
+        ]
+        self.inbound: list[MqttClient] = []
+        for lane, topic_filter in zip(self.lanes, (self.topics.sos_filter, self.topics.uplink_filter), strict=True):
+            self._spawn(lane.run(), f"ingest[{lane.name}]")
+            client = MqttClient(
+                url=s.mqtt_url,
+                client_id=f"satgw-{node}-{lane.name}",
+                persistent=True,
+                receive_maximum=self.config.receive_maximum,
+            )
+            client.route(topic_filter, lane.handle)
+            await self._connect(client)
+            client.subscribe(topic_filter, qos=1)
+            self.inbound.append(client)
+
+    async def _start_http(self) -> None:
+        host, port = self.settings.http_address
+        self.http = StatusServer(host=host, port=port, status=self.status, ready=self.ready)
+        await self.http.start()
+        self._stack.push_async_callback(self.http.stop)
+
+    async def _connect(self, client: MqttClient) -> MqttClient:
+        try:
+            return await self._stack.enter_async_context(client)
+        except BrokerUnavailable as exc:
+            raise GatewayError(f"cannot start: {exc} (is the broker running at {self.settings.mqtt_url}?)") from exc
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"satgw[{self.settings.node}].{name}"))
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set or a task fails."""
+        waiter = asyncio.create_task(stop.wait(), name="satgw.stop")
+        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        for task in done:
+            if task is not waiter and not task.cancelled() and task.exception() is not None:
+                raise GatewayError(f"task {task.get_name()} failed") from task.exception()
+
+    async def _shutdown(self) -> None:
+        for client in getattr(self, "inbound", []):
+            await client.__aexit__(None, None, None)  # the broker keeps our session and what we did not ack
+        await self._wait_lanes_empty()
+        for relay in getattr(self, "relays", []):
+            relay.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(r.drain() for r in self.relays)), _DRAIN_TIMEOUT_S)
+        await asyncio.sleep(0.2)  # let the ground publisher take what the last frames delivered
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_stats()
+        await self._stack.aclose()
+
+    async def _wait_lanes_empty(self) -> None:
+        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+        while any(lane.backlog for lane in getattr(self, "lanes", [])) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _reclaim_forever(self) -> None:
+        idle = self.config.reclaim_idle_s
+        while True:
+            await asyncio.sleep(min(idle / 2, 30.0))
+            with contextlib.suppress(TransientError):
+                for entry in await self.queue.reclaim(min_idle_s=idle):
+                    self.backlog.push(entry)
+
+    async def _flush_stats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_STATS_EVERY_S)
+            await self._flush_stats()
+
+    async def _flush_stats(self) -> None:
+        counts = self.counters.take_unflushed()
+        if not counts:
+            return
+        try:
+            await self.stats.incr(counts)
+        except TransientError:
+            self.counters.restore_unflushed(counts)
+
+    async def status(self) -> dict[str, Any]:
+        """Queue depths per class, links, and this process's counters."""
+        depths = await self.queue.depths()
+        return {
+            "node": self.settings.node,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "queues": {
+                d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s}
+                for d in depths
+            },
+            "backlog": len(self.backlog),
+            "links": [{"name": r.name, "in_flight": r.in_flight} for r in self.relays],
+            "counters": self.counters.snapshot(),
+        }
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether Redis and the broker answer."""
+        try:
+            redis_ok = bool(await self.redis.ping())
+        except Exception:
+            redis_ok = False
+        return {"redis": redis_ok, "mqtt": all(c.connected for c in [self.publisher, *self.inbound])}
