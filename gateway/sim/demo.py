@@ -1,0 +1,196 @@
+"""``satgw demo``: a gateway, simulated terminals with mixed traffic, a live view, and a report per class.
+
+The demo runs under a prefix of its own (keys and topics), so it never touches
+a real deployment's queues, and removes its keys when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateway.config import GatewayConfig, Settings
+from gateway.credentials import Credentials
+from gateway.mqtt import MqttClient
+from gateway.names import Topics
+from gateway.service import Gateway
+from gateway.sim.terminal import SimTerminal
+from gateway.terminals import Registry
+from protocols.envelope import Kind, Message, Position, Priority
+from protocols.seal import new_key, seal
+
+__all__ = ["run_demo"]
+
+# Share of traffic per class, and what each class carries.
+_MIX = ((Priority.DISTRESS, 0.01), (Priority.URGENCY, 0.04), (Priority.SAFETY, 0.10), (Priority.ROUTINE, 0.85))
+_SETTLE_TIMEOUT_S = 30.0
+
+
+@dataclass
+class _Tally:
+    published: dict[str, tuple[Priority, float]] = field(default_factory=dict)
+    delivered: dict[str, float] = field(default_factory=dict)
+    receipts: Counter[str] = field(default_factory=Counter)
+    rejected_ids: set[str] = field(default_factory=set)
+    bad_sent: int = 0
+
+    def count(self, priority: Priority) -> tuple[int, int, list[float]]:
+        """(published, delivered, latencies in ms) for one class."""
+        ids = [i for i, (p, _) in self.published.items() if p is priority]
+        lat = [(self.delivered[i] - self.published[i][1]) * 1000 for i in ids if i in self.delivered]
+        return len(ids), len(lat), lat
+
+
+async def run_demo(settings: Settings, config: GatewayConfig, *, terminals: int, duration: float, rate: float) -> int:
+    """Run the demo and print its report; return 0 if nothing was lost."""
+    if terminals < 1 or duration <= 0 or rate <= 0:
+        raise ValueError("terminals, duration and rate must be positive")
+    prefix = f"demo{uuid.uuid4().hex[:8]}"
+    host, _ = settings.http_address
+    settings = settings.model_copy(update={"topic_prefix": prefix, "node": prefix, "http": f"{host}:0"})
+    print(f"satgw demo: {terminals} terminals, {rate:.0f} msg/s for {duration:.0f} s, prefix {prefix}")
+    print(f"  redis {settings.redis_url}  mqtt {settings.mqtt_url}  links: {', '.join(p.name for p in config.links)}")
+    tally = _Tally()
+    async with Gateway(settings=settings, config=config) as gateway:
+        try:
+            await _drive(gateway, settings, tally, terminals=terminals, duration=duration, rate=rate)
+        finally:
+            await _remove_keys(gateway)
+    return _report(tally)
+
+
+async def _drive(
+    gateway: Gateway, settings: Settings, tally: _Tally, *, terminals: int, duration: float, rate: float
+) -> None:
+    stop = asyncio.Event()
+    serving = asyncio.create_task(gateway.serve(stop), name="satgw.demo.serve")
+    registry = Registry(redis=gateway.redis, keys=gateway.keys)
+    sims = [await _provision(registry, settings, gateway.topics, i) for i in range(terminals)]
+    observer = MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-observer")
+    _observe(observer, gateway.topics, tally)
+    async with observer, MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-terminals") as pub:
+        observer.subscribe(f"{gateway.topics.prefix}/delivered/+", qos=1)
+        observer.subscribe(f"{gateway.topics.prefix}/down/+", qos=1)
+        view = asyncio.create_task(_live_view(gateway, tally), name="satgw.demo.view")
+        await _traffic(pub, sims, tally, duration=duration, rate=rate)
+        await _settle(tally)
+        view.cancel()
+    stop.set()
+    await serving
+
+
+async def _provision(registry: Registry, settings: Settings, topics: Topics, index: int) -> SimTerminal:
+    record = await registry.add(f"T{index:06d}")
+    creds = Credentials(terminal=record.terminal, key=record.key, mqtt_url=settings.mqtt_url, topic_prefix=topics.prefix)
+    return SimTerminal(creds=creds, topics=topics)
+
+
+def _observe(observer: MqttClient, topics: Topics, tally: _Tally) -> None:
+    async def on_delivered(topic: str, payload: bytes, dup: bool) -> None:
+        tally.delivered.setdefault(json.loads(payload)["id"], time.time())
+
+    async def on_receipt(topic: str, payload: bytes, dup: bool) -> None:
+        receipt = json.loads(payload)
+        tally.receipts[receipt["receipt"]] += 1
+        if receipt["receipt"] == "rejected" and receipt.get("seq") is not None:
+            tally.rejected_ids.add(f"{receipt['terminal']}:{receipt['seq']}")
+
+    observer.route(f"{topics.prefix}/delivered/+", on_delivered)
+    observer.route(f"{topics.prefix}/down/+", on_receipt)
+
+
+async def _traffic(pub: MqttClient, sims: list[SimTerminal], tally: _Tally, *, duration: float, rate: float) -> None:
+    rng = random.Random(7)
+    start, sent, pending = time.monotonic(), 0, []
+    bad_at = {int(rate * duration * f) for f in (0.25, 0.5, 0.75)}
+    while (elapsed := time.monotonic() - start) < duration:
+        due = int(elapsed * rate)
+        while sent < due:
+            sim = rng.choice(sims)
+            if sent in bad_at:
+                pending.append(_send_bad(pub, sim, tally, kind=len(bad_at)))
+                bad_at.discard(sent)
+            message = _random_message(sim, rng)
+            pending.append(sim.publish(pub, message))
+            tally.published[f"{message.terminal}:{message.seq}"] = (message.priority, time.time())
+            sent += 1
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*pending)
+
+
+def _random_message(sim: SimTerminal, rng: random.Random) -> Message:
+    priority = rng.choices([p for p, _ in _MIX], weights=[w for _, w in _MIX])[0]
+    position = Position(round(rng.uniform(18, 53), 5), round(rng.uniform(73, 135), 5))
+    if priority is Priority.DISTRESS:
+        return sim.message(priority=priority, kind=Kind.SOS, text="MAYDAY engine fire", position=position, receipt=True)
+    if priority is Priority.ROUTINE:
+        kind = rng.choice([Kind.POSITION, Kind.TELEMETRY, Kind.TEXT])
+        body = {"position": "", "telemetry": f"batt={rng.randint(10, 99)} temp={rng.randint(-20, 40)}"}
+        return sim.message(kind=kind, text=body.get(kind.value, "all well, ETA 14:30"), position=position)
+    return sim.message(priority=priority, kind=Kind.TEXT, text=f"{priority.label} report", position=position, receipt=True)
+
+
+def _send_bad(pub: MqttClient, sim: SimTerminal, tally: _Tally, *, kind: int) -> asyncio.Future[None]:
+    """Three kinds of bad input, to show rejection: a forged SOS, garbage bytes, a replay."""
+    tally.bad_sent += 1
+    topics = sim.topics
+    if kind == 3:
+        forged = sim.message(priority=Priority.DISTRESS, kind=Kind.SOS, text="forged", receipt=True)
+        return pub.publish(topics.up_sos(sim.creds.terminal), seal(forged, new_key()))
+    if kind == 2:
+        return pub.publish(topics.up(sim.creds.terminal), b"\x01garbage that is not a sealed message")
+    message = sim.message(kind=Kind.TEXT, text="sent twice", receipt=True)
+    topic, payload = sim.wire(message)
+    tally.published[f"{message.terminal}:{message.seq}"] = (message.priority, time.time())
+    pub.publish(topic, payload)
+    return pub.publish(topic, payload)
+
+
+async def _settle(tally: _Tally) -> None:
+    deadline = time.monotonic() + _SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline and len(tally.delivered) < len(tally.published):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # late receipts
+
+
+async def _live_view(gateway: Gateway, tally: _Tally) -> None:
+    start = time.monotonic()
+    while True:
+        await asyncio.sleep(1.0)
+        with contextlib.suppress(Exception):
+            depths = await gateway.queue.depths()
+            queues = "  ".join(f"{d.priority.label} {d.depth + d.pending:>4}" for d in depths)
+            line = f"  t={time.monotonic() - start:5.1f}s  queued: {queues}  | published {len(tally.published):>6}"
+            print(f"{line}  delivered {len(tally.delivered):>6}", flush=True)
+
+
+def _report(tally: _Tally) -> int:
+    print(f"\n{'class':<10}{'published':>10}{'accepted':>10}{'delivered':>10}{'rejected':>9}{'lost':>6}{'p50 ms':>9}{'p99 ms':>9}")
+    lost_total = 0
+    for priority in Priority:
+        published, delivered, lat = tally.count(priority)
+        lost = published - delivered
+        lost_total += lost
+        p50 = f"{statistics.median(lat):.0f}" if lat else "-"
+        p99 = f"{statistics.quantiles(lat, n=100)[98]:.0f}" if len(lat) >= 2 else p50
+        print(f"{priority.label:<10}{published:>10}{delivered:>10}{delivered:>10}{0:>9}{lost:>6}{p50:>9}{p99:>9}")
+    print(f"\nbad input sent on purpose: {tally.bad_sent} (forged SOS, garbage, replay) → rejected receipts: "
+          f"{tally.receipts['rejected']}")
+    print("receipts: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.receipts.items())))
+    print(f"lost: {lost_total}" + ("" if lost_total == 0 else "  <-- something went wrong"), file=sys.stdout)
+    return 0 if lost_total == 0 else 1
+
+
+async def _remove_keys(gateway: Gateway) -> None:
+    with contextlib.suppress(Exception):
+        keys = [k async for k in gateway.redis.scan_iter(match=gateway.keys.pattern, count=1000)]
+        if keys:
+            await gateway.redis.delete(*keys)
