@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.exceptions import ConfigError
@@ -40,6 +38,17 @@ class Settings(BaseSettings):
     config: Path | None = None
     node: str = Field(default_factory=socket.gethostname)
     log_level: str = "INFO"
+    roles: frozenset[str] = frozenset({"ingest", "relay"})
+    """Which parts this process runs: ``ingest`` (MQTT → queue), ``relay`` (queue → links → ground), or both."""
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = {part.strip() for part in value.split(",") if part.strip()}
+        if isinstance(value, (set, frozenset, list, tuple)) and not set(value) <= {"ingest", "relay"}:
+            raise ValueError(f"roles must be among ingest, relay; got {sorted(value)}")
+        return value
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -103,7 +112,6 @@ class GatewayConfig:
     pack_max: int = 32
     max_in_flight: int = 64
     max_attempts: int = 8
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def load_file(path: Path | None) -> GatewayConfig:
@@ -126,13 +134,20 @@ def _to_config(data: _File) -> GatewayConfig:
     names = [link.name for link in data.links]
     if len(set(names)) != len(names):
         raise ConfigError(f"link names must be unique, got {names}")
-    links = tuple(GeoProfile(**link.model_dump(exclude={"type"})) for link in data.links) or DEFAULT_LINKS
+    links = tuple(_profile(link) for link in data.links) or DEFAULT_LINKS
     return GatewayConfig(
         links=links,
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
         **data.relay.model_dump(),
     )
+
+
+def _profile(link: _LinkFile) -> GeoProfile:
+    try:
+        return GeoProfile(**link.model_dump(exclude={"type"}))
+    except ValueError as exc:
+        raise ConfigError(f"link {link.name}: {exc}") from None
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -108,11 +108,16 @@ class Gateway:
         self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
         self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
         self.ground = Ground(outbox=self.outbox, topics=self.topics, receipts=self.receipts, counters=self.counters)
-        self._start_relays()
-        self._spawn(self.ground.publish_forever(self.publisher), "ground.publisher")
-        self._spawn(self._reclaim_forever(), "queue.reclaim")
+        self.relays: list[Relay] = []
+        self.lanes: list[Lane] = []
+        self.inbound: list[MqttClient] = []
+        if "relay" in s.roles:
+            self._start_relays()
+            self._spawn(self.ground.publish_forever(self.publisher), "ground.publisher")
+            self._spawn(self._reclaim_forever(), "queue.reclaim")
         self._spawn(self._flush_stats_forever(), "stats")
-        await self._start_ingest()
+        if "ingest" in s.roles:
+            await self._start_ingest()
         await self._start_http()
 
     async def _setup_storage(self) -> None:
@@ -125,7 +130,6 @@ class Gateway:
             self.backlog.push(entry)
 
     def _start_relays(self) -> None:
-        self.relays: list[Relay] = []
         for profile in self.config.links:
             link = profile.build(sink=self.ground, clock=self._clock)
             relay = Relay(
@@ -159,7 +163,6 @@ class Gateway:
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
             Lane(name="up", distress=False, max_batch=self.config.max_batch, **common),
         ]
-        self.inbound: list[MqttClient] = []
         for lane, topic_filter in zip(self.lanes, (self.topics.sos_filter, self.topics.uplink_filter), strict=True):
             self._spawn(lane.run(), f"ingest[{lane.name}]")
             client = MqttClient(
@@ -198,10 +201,10 @@ class Gateway:
                 raise GatewayError(f"task {task.get_name()} failed") from task.exception()
 
     async def _shutdown(self) -> None:
-        for client in getattr(self, "inbound", []):
+        for client in self.inbound:
             await client.__aexit__(None, None, None)  # the broker keeps our session and what we did not ack
         await self._wait_lanes_empty()
-        for relay in getattr(self, "relays", []):
+        for relay in self.relays:
             relay.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(r.drain() for r in self.relays)), _DRAIN_TIMEOUT_S)
@@ -214,7 +217,7 @@ class Gateway:
 
     async def _wait_lanes_empty(self) -> None:
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while any(lane.backlog for lane in getattr(self, "lanes", [])) and time.monotonic() < deadline:
+        while any(lane.backlog for lane in self.lanes) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
     async def _reclaim_forever(self) -> None:
