@@ -19,6 +19,7 @@ from protocols.errors import DecodeError, Reason
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_SEQ",
+    "MAX_TS",
     "TERMINAL_ID_PATTERN",
     "Kind",
     "Message",
@@ -34,6 +35,11 @@ MAX_BODY_BYTES = 1024
 
 MAX_SEQ = 2**63 - 1
 MAX_TTL_S = 7 * 24 * 3600
+MAX_TS = 253402300799.0
+"""Latest ``ts``: the last second of year 9999, since later times have no ``datetime`` (CAP, logs).
+
+A whole number of milliseconds, so rounding a valid time to the millisecond (the link frame does) keeps it valid.
+"""
 TERMINAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
@@ -104,7 +110,7 @@ class Message:
         validate_terminal_id(self.terminal)
         if not 0 <= self.seq <= MAX_SEQ:
             raise DecodeError(Reason.INVALID_FIELD, f"seq {self.seq} is outside 0..2^63-1")
-        if len(self.body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        if _utf8_size(self.body) > MAX_BODY_BYTES:
             raise DecodeError(Reason.OVERSIZED, f"body exceeds {MAX_BODY_BYTES} bytes")
         if self.kind is Kind.SOS and self.priority is not Priority.DISTRESS:
             raise DecodeError(Reason.INVALID_FIELD, "an sos message must have priority distress")
@@ -112,8 +118,16 @@ class Message:
             raise DecodeError(Reason.INVALID_FIELD, f"ttl {self.ttl} is outside 1..{MAX_TTL_S} s")
         if self.ttl is not None and self.priority is Priority.DISTRESS:
             raise DecodeError(Reason.INVALID_FIELD, "distress never expires; it takes no ttl")
-        if not math.isfinite(self.ts) or self.ts < 0:
+        if not (math.isfinite(self.ts) and 0 <= self.ts <= MAX_TS):
             raise DecodeError(Reason.INVALID_FIELD, f"ts {self.ts!r} is not a valid time")
+
+
+def _utf8_size(body: str) -> int:
+    # A lone surrogate (JSON can carry one as "\ud800") has no UTF-8 form, so no codec could send it on.
+    try:
+        return len(body.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise DecodeError(Reason.INVALID_FIELD, "body is not valid Unicode (it holds a lone surrogate)") from None
 
 
 def validate_terminal_id(terminal: str) -> str:
@@ -137,9 +151,10 @@ def encode_inner(message: Message) -> bytes:
 def decode_inner(raw: bytes, *, terminal: str, seq: int, priority: Priority, receipt: bool) -> Message:
     """Build a :class:`Message` from the sealed JSON and the authenticated header fields."""
     try:
-        inner = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DecodeError(Reason.MALFORMED, f"inner JSON does not parse: {exc}") from None
+        inner = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and over-long integers; deep nesting exhausts the recursion limit.
+        raise DecodeError(Reason.MALFORMED, f"inner JSON does not parse: {type(exc).__name__}") from None
     if not isinstance(inner, dict) or not set(inner) <= {"k", "b", "ts", "lat", "lon", "ttl"}:
         raise DecodeError(Reason.INVALID_FIELD, "inner JSON must be an object of k, b, ts, lat, lon, ttl")
     return Message(
@@ -150,7 +165,7 @@ def decode_inner(raw: bytes, *, terminal: str, seq: int, priority: Priority, rec
         body=_typed(inner.get("b", ""), str, "b"),
         position=_position(inner),
         ttl=_optional_int(inner.get("ttl"), "ttl"),
-        ts=float(_typed(inner.get("ts", 0.0), (int, float), "ts")),
+        ts=_number(inner.get("ts", 0.0), "ts"),
         receipt=receipt,
     )
 
@@ -169,7 +184,14 @@ def _position(inner: dict[str, Any]) -> Position | None:
         return None
     if "lat" not in inner or "lon" not in inner:
         raise DecodeError(Reason.INVALID_FIELD, "a position needs both lat and lon")
-    return Position(float(_typed(inner["lat"], (int, float), "lat")), float(_typed(inner["lon"], (int, float), "lon")))
+    return Position(_number(inner["lat"], "lat"), _number(inner["lon"], "lon"))
+
+
+def _number(value: object, name: str) -> float:
+    try:
+        return float(_typed(value, (int, float), name))
+    except OverflowError:
+        raise DecodeError(Reason.INVALID_FIELD, f"field {name!r} is out of range") from None
 
 
 def _optional_int(value: object, name: str) -> int | None:

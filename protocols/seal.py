@@ -54,8 +54,9 @@ TAG_BYTES = 16
 REPLAY_WINDOW = 4096
 """How far below the highest seq seen a late message is still accepted (once)."""
 
-# Header (≤ 44) + tag (16) + inner JSON: the body plus room for fields and escapes.
-MAX_WIRE_BYTES = 44 + TAG_BYTES + 2 * MAX_BODY_BYTES + 256
+# Header (≤ 44) + tag (16) + inner JSON: the body, escaped (a control character becomes 6 bytes,
+# "\u0000"), plus room for the other fields.
+MAX_WIRE_BYTES = 44 + TAG_BYTES + 6 * MAX_BODY_BYTES + 256
 _FLAG_RECEIPT = 0x01
 _SEQ_PRIO_FLAGS = struct.Struct(">QBB")
 
@@ -159,8 +160,8 @@ class Verdict(enum.Enum):
 class ReplayWindow:
     """The reference model of the replay rule, which the gateway's Redis script implements.
 
-    A seq is fresh if it was never accepted and is no more than ``size`` below the
-    highest accepted seq. Anything else is a replay: a duplicate, or too old to tell.
+    A seq more than ``size`` below the highest accepted seq is too old; otherwise it
+    is a duplicate if it was accepted before, and fresh if not. Both refusals are replays.
     """
 
     def __init__(self, *, size: int = REPLAY_WINDOW) -> None:
@@ -172,10 +173,11 @@ class ReplayWindow:
 
     def check(self, seq: int) -> Verdict:
         """Return the verdict on ``seq`` without recording it."""
-        if seq in self._seen:
-            return Verdict.DUPLICATE
+        # Too old is judged first, so when the seen set is pruned cannot change a verdict.
         if seq < self._highest - self._size:
             return Verdict.TOO_OLD
+        if seq in self._seen:
+            return Verdict.DUPLICATE
         return Verdict.FRESH
 
     def accept(self, seq: int) -> Verdict:
