@@ -36,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _install_uvloop()
     try:
-        return asyncio.run(args.command(args))
+        command: Command = args.command
+        return asyncio.run(command(args))
     except GatewayError as exc:
         print(f"satgw: {exc}", file=sys.stderr)
         return 2
@@ -215,4 +216,5 @@ async def _bench_ingest(args: argparse.Namespace) -> int:
     from bench.ingest import run_bench
 
     settings, _ = config.load()
-    return await run_bench(settings, messages=args.messages, runs=args.runs, as_json=args.json)
+    result: int = await run_bench(settings, messages=args.messages, runs=args.runs, as_json=args.json)
+    return result

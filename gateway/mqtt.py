@@ -69,6 +69,11 @@ class _AckTracker(gmqtt.storage.PersistentStorage):  # type: ignore[misc]
         super().push_message(mid, raw_package)
         self.last_mid = mid
 
+    def pop_last_mid(self) -> int | None:
+        """The packet id of the last stored outbound message, forgotten once read."""
+        mid, self.last_mid = self.last_mid, None
+        return mid
+
     def remove_message_by_mid(self, mid: int) -> None:
         super().remove_message_by_mid(mid)
         waiter = self.waiters.pop(mid, None)
@@ -171,9 +176,9 @@ class MqttClient:
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> asyncio.Future[None]:
         """Publish; the returned future resolves on PUBACK (at once for QoS 0)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tracker.last_mid = None
+        self._tracker.pop_last_mid()
         self._connected().publish(topic, payload, qos=qos, retain=retain)
-        mid = self._tracker.last_mid
+        mid = self._tracker.pop_last_mid()
         if qos == 0 or mid is None:
             future.set_result(None)
         else:
