@@ -74,7 +74,7 @@ class _QueueFile(_Strict):
 
 
 class _RelayFile(_Strict):
-    pack_max: int = Field(32, ge=1)
+    pack_max: int = Field(32, ge=1, le=255)
     max_in_flight: int = Field(64, ge=1)
     max_attempts: int = Field(8, ge=1)
 

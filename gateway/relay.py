@@ -21,7 +21,7 @@ from gateway.links.base import Clock, Feedback, FeedbackCode, Link
 from gateway.queue import Entry, Queue
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.envelope import Priority
-from protocols.frame import encode_frame, frame_overhead
+from protocols.frame import MAX_RECORDS, encode_frame, frame_overhead
 
 __all__ = ["Backlog", "Relay"]
 
@@ -109,8 +109,10 @@ class Relay:
         max_attempts: int = 8,
         logger: logging.Logger | None = None,
     ) -> None:
-        if pack_max < 1 or max_in_flight < 1 or max_attempts < 1:
-            raise ValueError("pack_max, max_in_flight and max_attempts must be at least 1")
+        if not 1 <= pack_max <= MAX_RECORDS:
+            raise ValueError(f"pack_max must be in 1..{MAX_RECORDS} (records per frame)")
+        if max_in_flight < 1 or max_attempts < 1:
+            raise ValueError("max_in_flight and max_attempts must be at least 1")
         self._link = link
         self._queue = queue
         self._backlog = backlog
