@@ -1,0 +1,277 @@
+"""The class queues: one Redis stream per priority class, read through one consumer group.
+
+Every hot-path call is one round trip: ``enqueue`` pipelines one dedup+XADD script call per
+message, ``take`` walks the classes inside one script (XREADGROUP's COUNT is per stream, so a
+single multi-stream read could not keep strict priority), ``ack`` is one MULTI/EXEC.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.exceptions import map_redis_errors
+from gateway.names import Keys
+from gateway.queue.checks import check_client, check_int, check_keys, check_seconds, check_text
+from gateway.queue.entries import (
+    Accepted,
+    DeadLetter,
+    Depth,
+    EnqueueOutcome,
+    Entry,
+    decode_entry,
+    enqueue_args,
+    flat_fields,
+    stream_id_time,
+)
+from gateway.queue.scripts import LuaScript, create_groups
+from protocols.envelope import Priority
+from protocols.seal import REPLAY_WINDOW
+
+__all__ = ["MAX_COUNT", "MAX_WINDOW", "Queue"]
+
+MAX_WINDOW = 10**9
+"""The largest replay window the script's split arithmetic supports."""
+MAX_COUNT = 10_000
+"""The most entries one take/reclaim/dead-letter listing returns."""
+
+ENQUEUE = LuaScript(name="enqueue.lua")
+# Taking, burying and purging must work when Redis is out of memory: they are how it drains.
+TAKE = LuaScript(name="take.lua", allow_oom=True)
+RECLAIM = LuaScript(name="reclaim.lua", allow_oom=True)
+BURY = LuaScript(name="bury.lua", allow_oom=True)
+REQUEUE = LuaScript(name="requeue.lua")
+PURGE = LuaScript(name="purge.lua", allow_oom=True)
+SCRIPTS = (ENQUEUE, TAKE, RECLAIM, BURY, REQUEUE, PURGE)
+
+_OUTCOMES = (EnqueueOutcome.QUEUED, EnqueueOutcome.DUPLICATE, EnqueueOutcome.TOO_OLD)
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+class Queue:
+    """The uplink queues of one gateway, seen by one consumer (a relay, or the ingest side).
+
+    Args:
+        redis: A ``redis.asyncio.Redis`` created with ``decode_responses=False``.
+        keys: The key names of this gateway.
+        consumer: This process's consumer name in the group; a restarted process should reuse it.
+        replay_window: How far below a terminal's highest seq a late message is still accepted.
+        max_deliveries: How many times an entry may be delivered before :meth:`reclaim` dead-letters it.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        keys: Keys,
+        consumer: str,
+        replay_window: int = REPLAY_WINDOW,
+        max_deliveries: int = 5,
+    ) -> None:
+        check_client(redis)
+        check_keys(keys)
+        check_text("consumer", consumer)
+        check_int("replay_window", replay_window, 1, MAX_WINDOW)
+        check_int("max_deliveries", max_deliveries, 1, 1_000_000)
+        self._redis = redis
+        self._keys = keys
+        self._consumer = consumer
+        self._window = replay_window
+        self._max_deliveries = max_deliveries
+        self._streams = keys.streams()
+        self._with_dead = [*self._streams, keys.dead]
+
+    async def setup(self) -> None:
+        """Create every class stream and the consumer group (idempotent), and load the scripts."""
+        with map_redis_errors("queue setup"):
+            await create_groups(self._redis, self._streams, self._keys.group, SCRIPTS)
+
+    async def enqueue(self, batch: Sequence[Accepted]) -> list[EnqueueOutcome]:
+        """Dedup and queue a batch in one round trip; each message is checked and appended atomically.
+
+        Returns:
+            One outcome per message, in order. Messages of one terminal are judged in batch order.
+        """
+        if not batch:
+            return []
+        calls = [
+            ([self._keys.seen(a.terminal), self._keys.stream(a.priority)], enqueue_args(a, self._window)) for a in batch
+        ]
+        with map_redis_errors(f"enqueue {len(batch)} message(s) from {batch[0].message_id}"):
+            replies = await ENQUEUE.run_many(self._redis, calls)
+        return [_OUTCOMES[reply] for reply in replies]
+
+    async def take(self, *, count: int = 1, block_s: float = 0.0) -> list[Entry]:
+        """Take up to ``count`` new entries, highest class first.
+
+        Args:
+            count: The most entries to return.
+            block_s: If nothing is waiting, wait up to this long for something to arrive.
+
+        Returns:
+            The entries, now pending for this consumer until acked, dead-lettered or reclaimed.
+        """
+        check_int("count", count, 1, MAX_COUNT)
+        check_seconds("block_s", block_s)
+        deadline = time.monotonic() + block_s
+        with map_redis_errors(f"take for consumer {self._consumer}"):
+            while True:
+                reply = await TAKE.run(self._redis, self._streams, self._take_args(count, block_s > 0))
+                entries = await self._decode(reply[0])
+                if entries:
+                    return entries
+                if reply[0]:
+                    continue  # everything read was malformed and buried; look again
+                if block_s <= 0:
+                    return []
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await self._wait(reply[1], remaining):
+                    return []
+
+    def _take_args(self, count: int, report_ids: bool) -> list[str | int]:
+        return [self._keys.group, self._consumer, count, "1" if report_ids else "0"]
+
+    async def _wait(self, last_ids: Sequence[bytes], timeout_s: float) -> bool:
+        # A plain XREAD from the group's last-delivered ids wakes on exactly the entries no
+        # consumer has seen yet, without taking them: the take script then picks by class.
+        since: dict[Any, Any] = dict(zip(self._streams, last_ids, strict=True))
+        arrived = await self._redis.xread(since, count=1, block=max(1, round(timeout_s * 1000)))
+        return bool(arrived)
+
+    async def ack(self, entries: Sequence[Entry]) -> None:
+        """Acknowledge entries and delete them from their streams (atomic, one round trip)."""
+        if not entries:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        for priority, ids in _ids_by_class(entries).items():
+            stream = self._keys.stream(priority)
+            pipe.xack(stream, self._keys.group, *ids)
+            pipe.xdel(stream, *ids)
+        with map_redis_errors(f"ack {len(entries)} entries from {entries[0].message_id}"):
+            await pipe.execute()
+
+    async def dead_letter(self, entries: Sequence[Entry], *, reason: str) -> None:
+        """Move taken entries to the dead-letter stream with ``reason`` (atomic, one round trip)."""
+        check_text("reason", reason)
+        if entries:
+            with map_redis_errors(f"dead-letter {len(entries)} entries from {entries[0].message_id}"):
+                await self._bury([(e.priority, e.stream_id) for e in entries], reason)
+
+    async def _bury(self, items: Sequence[tuple[int, str | bytes]], reason: str) -> None:
+        args: list[str | bytes | int] = [self._keys.group, reason]
+        for priority, stream_id in items:
+            args += [int(priority), stream_id]
+        await BURY.run(self._redis, self._with_dead, args)
+
+    async def reclaim(self, *, min_idle_s: float, count: int = 100) -> list[Entry]:
+        """Take over entries another consumer took and left idle for ``min_idle_s`` (it likely died).
+
+        An idle entry already delivered ``max_deliveries`` times goes to the dead-letter stream
+        with reason ``max_deliveries`` instead. At most ``count`` idle entries are handled per call.
+
+        Returns:
+            The entries now pending for this consumer, highest class first.
+        """
+        check_seconds("min_idle_s", min_idle_s)
+        check_int("count", count, 1, MAX_COUNT)
+        args: list[str | int] = [
+            self._keys.group,
+            self._consumer,
+            round(min_idle_s * 1000),
+            count,
+            self._max_deliveries,
+        ]
+        with map_redis_errors(f"reclaim for consumer {self._consumer}"):
+            return await self._decode(await RECLAIM.run(self._redis, self._with_dead, args))
+
+    async def _decode(self, raw: Sequence[Sequence[Any]]) -> list[Entry]:
+        # An entry that does not decode would fail every relay that took it: bury it at once.
+        entries: list[Entry] = []
+        bad: list[tuple[int, bytes]] = []
+        for priority, stream_id, flat in raw:
+            try:
+                entries.append(decode_entry(priority, stream_id, flat_fields(flat)))
+            except (KeyError, ValueError):
+                bad.append((priority, stream_id))
+        if bad:
+            await self._bury(bad, "malformed")
+        return entries
+
+    async def depths(self) -> list[Depth]:
+        """The depth, pending count and oldest age of every class queue, highest class first; one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in self._streams:
+            pipe.xlen(stream)
+            pipe.xpending(stream, self._keys.group)
+            pipe.xrange(stream, count=1)
+        with map_redis_errors("queue depths"):
+            replies = await pipe.execute()
+        now = time.time()
+        return [
+            Depth(priority=p, depth=int(n), pending=int(pend["pending"]), oldest_age_s=_age(first, now))
+            for p, (n, pend, first) in zip(Priority, _triples(replies), strict=True)
+        ]
+
+    async def dead_letters(self, *, count: int = 100) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters, oldest first."""
+        check_int("count", count, 1, MAX_COUNT)
+        with map_redis_errors("list dead letters"):
+            replies: Any = await self._redis.xrange(self._keys.dead, count=count)
+        return [_dead_letter(dead_id, fields) for dead_id, fields in replies]
+
+    async def requeue_dead(self, dead_id: str) -> bool:
+        """Put a dead letter back at the tail of its class queue; False if there is no such dead letter."""
+        if not isinstance(dead_id, str) or not _STREAM_ID.fullmatch(dead_id):
+            return False
+        with map_redis_errors(f"requeue dead letter {dead_id}"):
+            return bool(await REQUEUE.run(self._redis, self._with_dead, [dead_id]))
+
+    async def purge_dead(self) -> int:
+        """Drop every dead letter; return how many there were."""
+        with map_redis_errors("purge dead letters"):
+            return int(await PURGE.run(self._redis, [self._keys.dead], []))
+
+
+def _ids_by_class(entries: Sequence[Entry]) -> dict[Priority, list[str]]:
+    ids: dict[Priority, list[str]] = defaultdict(list)
+    for entry in entries:
+        ids[entry.priority].append(entry.stream_id)
+    return ids
+
+
+def _triples(replies: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
+    return [(replies[i], replies[i + 1], replies[i + 2]) for i in range(0, len(replies), 3)]
+
+
+def _age(first: Sequence[tuple[bytes, dict[bytes, bytes]]], now: float) -> float | None:
+    if not first:
+        return None
+    stream_id, fields = first[0]
+    try:
+        received = float(fields[b"rx"])
+    except (KeyError, ValueError):
+        received = stream_id_time(stream_id)
+    return max(0.0, now - received)
+
+
+def _dead_letter(dead_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    priority = Priority(int(fields.get(b"p", b"3")))
+    stream_id = fields.get(b"sid", b"").decode()
+    try:
+        entry: Entry | None = decode_entry(priority, stream_id, fields)
+    except (KeyError, ValueError):
+        entry = None
+    return DeadLetter(
+        dead_id=dead_id.decode(),
+        reason=fields.get(b"reason", b"").decode(errors="replace"),
+        dead_at=stream_id_time(dead_id),
+        priority=priority,
+        stream_id=stream_id,
+        entry=entry,
+        fields={k.decode(errors="replace"): v for k, v in fields.items()},
+    )

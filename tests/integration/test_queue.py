@@ -1,0 +1,414 @@
+"""The class queues against the real Redis: dedup, strict priority, blocking, ack, reclaim, dead letters, depths."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from gateway.exceptions import QueueUnavailable
+from gateway.names import Keys
+from gateway.queue import MAX_SEQ, Accepted, Delivery, EnqueueOutcome, Entry, Outbox, Queue, Stats
+from gateway.queue.scripts import LuaScript
+from protocols.envelope import Priority
+from protocols.seal import ReplayWindow, Verdict
+
+if TYPE_CHECKING:
+    from conftest import Counted
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = os.environ.get("SATGW_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+QUEUED, DUPLICATE, TOO_OLD = EnqueueOutcome.QUEUED, EnqueueOutcome.DUPLICATE, EnqueueOutcome.TOO_OLD
+
+
+def msg(
+    seq: int,
+    *,
+    terminal: str = "T1",
+    priority: Priority = Priority.ROUTINE,
+    record: bytes = b"rec",
+    received_at: float | None = None,
+    expires_at: float | None = None,
+    receipt: bool = False,
+) -> Accepted:
+    """An accepted message with defaults for everything but the seq."""
+    return Accepted(
+        message_id=f"{terminal}:{seq}",
+        terminal=terminal,
+        seq=seq,
+        priority=priority,
+        record=record,
+        received_at=time.time() if received_at is None else received_at,
+        expires_at=expires_at,
+        receipt=receipt,
+    )
+
+
+async def new_queue(redis: Redis, keys: Keys, consumer: str = "a", **options: int) -> Queue:
+    """A queue whose streams and group exist."""
+    queue = Queue(redis=redis, keys=keys, consumer=consumer, **options)
+    await queue.setup()
+    return queue
+
+
+@pytest.fixture
+async def queue(redis: Redis, keys: Keys) -> Queue:
+    """A set-up queue with consumer ``a`` and a replay window of 8."""
+    return await new_queue(redis, keys, replay_window=8)
+
+
+def ids(entries: Sequence[Entry]) -> list[str]:
+    """The message ids of entries, in order."""
+    return [e.message_id for e in entries]
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("options", "error"),
+        [
+            ({"consumer": ""}, ValueError),
+            ({"replay_window": 0}, ValueError),
+            ({"replay_window": 10**10}, ValueError),
+            ({"max_deliveries": 0}, ValueError),
+            ({"keys": "satgw"}, TypeError),
+        ],
+    )
+    def test_bad_constructor_arguments(self, redis: Redis, keys: Keys, options: dict[str, object], error: type) -> None:
+        """The constructor refuses bad arguments at once."""
+        arguments: dict[str, object] = {"redis": redis, "keys": keys, "consumer": "a", **options}
+        with pytest.raises(error):
+            Queue(**arguments)  # type: ignore[arg-type]
+
+    def test_text_client_refused(self, keys: Keys) -> None:
+        """A client that decodes replies to str is refused, since records are bytes."""
+        with pytest.raises(ValueError, match="decode_responses"):
+            Queue(redis=Redis.from_url(REDIS_URL, decode_responses=True), keys=keys, consumer="a")
+
+    @pytest.mark.parametrize("seq", [-1, MAX_SEQ + 1, True, 1.0])
+    def test_bad_seq_refused(self, seq: int) -> None:
+        """An Accepted with a seq outside 0..2^63-1 cannot be built."""
+        with pytest.raises(ValueError, match="seq"):
+            msg(seq)
+
+    async def test_bad_take_arguments(self, queue: Queue) -> None:
+        """take refuses a zero count and a negative wait."""
+        with pytest.raises(ValueError, match="count"):
+            await queue.take(count=0)
+        with pytest.raises(ValueError, match="block_s"):
+            await queue.take(block_s=-1)
+
+
+class TestEnqueueTake:
+    async def test_round_trip_keeps_every_field(self, queue: Queue) -> None:
+        """What take returns is exactly what was enqueued, binary record included."""
+        sent = msg(
+            7,
+            priority=Priority.SAFETY,
+            record=bytes(range(256)),
+            received_at=1.25e9 + 0.1,
+            expires_at=2e9 + 0.5,
+            receipt=True,
+        )
+        assert await queue.enqueue([sent]) == [QUEUED]
+        [got] = await queue.take()
+        assert _fields(got) | {"stream_id": ""} == _fields(sent) | {"stream_id": ""}
+        assert got.stream_id
+        assert got.expired(2e9 + 0.5)
+        assert not got.expired(2e9)
+
+    async def test_stream_fields_are_the_documented_ones(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """The stream entry carries the fields of docs/internals.md, with x empty when there is no expiry."""
+        await queue.enqueue([msg(3, priority=Priority.DISTRESS, record=b"\x00m", received_at=12.5)])
+        [(_, fields)] = await redis.xrange(keys.stream(Priority.DISTRESS)) or []
+        assert fields == {
+            b"id": b"T1:3",
+            b"t": b"T1",
+            b"s": b"3",
+            b"r": b"0",
+            b"rx": b"12.5",
+            b"x": b"",
+            b"m": b"\x00m",
+        }
+
+    async def test_empty_queue_takes_nothing(self, queue: Queue) -> None:
+        """take on an empty queue returns an empty list without waiting."""
+        assert await queue.take(count=5) == []
+
+    async def test_setup_is_idempotent(self, queue: Queue) -> None:
+        """A second setup on existing streams and group succeeds and keeps queued entries."""
+        await queue.enqueue([msg(1)])
+        await queue.setup()
+        assert ids(await queue.take()) == ["T1:1"]
+
+    async def test_thousand_message_batch_is_one_round_trip(self, counted: Counted, keys: Keys) -> None:
+        """Enqueueing, taking and acking 1000 messages costs one socket write each."""
+        queue = await new_queue(counted.client, keys)
+        counted.writes = 0
+        assert await queue.enqueue([msg(s) for s in range(1000)]) == [QUEUED] * 1000
+        assert counted.writes == 1
+        taken = await queue.take(count=1000)
+        assert len(taken) == 1000
+        await queue.ack(taken)
+        assert counted.writes == 3
+        assert await counted.client.xlen(keys.stream(Priority.ROUTINE)) == 0
+
+
+class TestReplay:
+    async def test_same_seq_twice_is_one_entry(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """A repeated seq is DUPLICATE, in a later batch or the same one, and queued once."""
+        assert await queue.enqueue([msg(5), msg(5)]) == [QUEUED, DUPLICATE]
+        assert await queue.enqueue([msg(5)]) == [DUPLICATE]
+        assert await redis.xlen(keys.stream(Priority.ROUTINE)) == 1
+
+    async def test_too_old(self, queue: Queue) -> None:
+        """A seq more than the window below the highest is TOO_OLD; one exactly at the edge is accepted."""
+        assert await queue.enqueue([msg(100), msg(91), msg(92)]) == [QUEUED, TOO_OLD, QUEUED]
+
+    async def test_terminals_are_independent(self, queue: Queue) -> None:
+        """The same seq from two terminals is two messages."""
+        assert await queue.enqueue([msg(5, terminal="T1"), msg(5, terminal="T2")]) == [QUEUED, QUEUED]
+
+    async def test_seqs_beyond_double_precision(self, queue: Queue) -> None:
+        """Seqs near 2^63 and seqs one apart above 2^53 are told apart exactly."""
+        big = [msg(2**53 + 1), msg(2**53 + 2), msg(MAX_SEQ - 1, terminal="T2"), msg(MAX_SEQ, terminal="T2")]
+        assert await queue.enqueue(big) == [QUEUED] * 4
+        assert await queue.enqueue(big) == [DUPLICATE] * 4
+        taken = await queue.take(count=10)
+        assert [e.seq for e in taken] == [m.seq for m in big]
+
+    async def test_window_edge_near_max_seq(self, queue: Queue) -> None:
+        """The too-old edge is exact at the top of the seq range (window 8)."""
+        assert await queue.enqueue([msg(MAX_SEQ), msg(MAX_SEQ - 9), msg(MAX_SEQ - 8)]) == [QUEUED, TOO_OLD, QUEUED]
+
+    async def test_seen_set_stays_bounded(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """With window 8, a long run of seqs leaves only the 9 seqs still inside the window in the seen set."""
+        await queue.enqueue([msg(s) for s in range(200)])
+        assert await redis.zrange(keys.seen("T1"), 0, -1) == [b"%020d" % s for s in range(191, 200)]
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        base=st.sampled_from([0, 2**53 - 20, 10**18 - 30, MAX_SEQ - 70]),
+        offsets=st.lists(st.integers(0, 70), min_size=1, max_size=60),
+        cut=st.integers(0, 60),
+    )
+    def test_script_agrees_with_reference_model(self, base: int, offsets: list[int], cut: int) -> None:
+        """On random seq runs (window 8, so trimming happens) the script's verdicts equal ReplayWindow's."""
+        seqs = [min(base + o, MAX_SEQ) for o in offsets]
+        model = ReplayWindow(size=8)
+        expected = [
+            {Verdict.FRESH: QUEUED, Verdict.DUPLICATE: DUPLICATE, Verdict.TOO_OLD: TOO_OLD}[model.accept(s)]
+            for s in seqs
+        ]
+        assert asyncio.run(_enqueue_in_two_batches(seqs, cut)) == expected
+
+
+async def _enqueue_in_two_batches(seqs: list[int], cut: int) -> list[EnqueueOutcome]:
+    redis = Redis.from_url(REDIS_URL)
+    keys = Keys(prefix=f"t{uuid4().hex[:10]}")
+    try:
+        queue = await new_queue(redis, keys, replay_window=8)
+        return await queue.enqueue([msg(s) for s in seqs[:cut]]) + await queue.enqueue([msg(s) for s in seqs[cut:]])
+    finally:
+        found = [key async for key in redis.scan_iter(match=keys.pattern)]
+        if found:
+            await redis.delete(*found)
+        await redis.aclose()
+
+
+class TestPriority:
+    async def test_distress_overtakes_routine_backlog(self, queue: Queue) -> None:
+        """With 500 routine queued and then one distress, the next take returns the distress."""
+        await queue.enqueue([msg(s) for s in range(500)])
+        await queue.enqueue([msg(1, terminal="SOS", priority=Priority.DISTRESS)])
+        assert ids(await queue.take()) == ["SOS:1"]
+        assert ids(await queue.take()) == ["T1:0"]
+
+    async def test_take_walks_classes_in_order(self, queue: Queue) -> None:
+        """One take returns the classes highest first, and each class in arrival order."""
+        await queue.enqueue([msg(s, priority=Priority(3 - s % 4)) for s in range(8)])
+        taken = await queue.take(count=6)
+        assert [(e.priority, e.seq) for e in taken] == [(0, 3), (0, 7), (1, 2), (1, 6), (2, 1), (2, 5)]
+
+
+class TestBlocking:
+    async def test_wakes_on_concurrent_enqueue(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """A blocked take returns an entry another task enqueues meanwhile, well before its timeout."""
+        producer = await new_queue(redis, keys, consumer="ingest")
+        waiter = asyncio.create_task(queue.take(block_s=5))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await producer.enqueue([msg(1, priority=Priority.URGENCY)])
+        assert ids(await waiter) == ["T1:1"]
+        assert time.monotonic() - started < 1
+
+    async def test_times_out_empty(self, queue: Queue) -> None:
+        """A blocked take with nothing arriving returns an empty list after about block_s."""
+        started = time.monotonic()
+        assert await queue.take(block_s=0.3) == []
+        assert 0.25 < time.monotonic() - started < 2
+
+    async def test_one_entry_goes_to_one_of_two_waiters(self, redis: Redis, keys: Keys) -> None:
+        """Two blocked consumers woken by one entry: exactly one gets it, the other keeps waiting and times out."""
+        a, b = await new_queue(redis, keys, consumer="a"), await new_queue(redis, keys, consumer="b")
+        waiters = [asyncio.create_task(q.take(block_s=1)) for q in (a, b)]
+        await asyncio.sleep(0.1)
+        await a.enqueue([msg(1)])
+        results = await asyncio.gather(*waiters)
+        assert sorted(len(r) for r in results) == [0, 1]
+
+
+class TestAck:
+    async def test_ack_removes_entries(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """Acked entries leave both the pending list and the stream."""
+        await queue.enqueue([msg(1), msg(2, priority=Priority.DISTRESS)])
+        await queue.ack(await queue.take(count=2))
+        for priority in (Priority.DISTRESS, Priority.ROUTINE):
+            assert await redis.xlen(keys.stream(priority)) == 0
+        assert all(d.pending == 0 and d.depth == 0 for d in await queue.depths())
+
+
+class TestReclaim:
+    async def test_dead_consumer_entries_move_then_die(self, redis: Redis, keys: Keys) -> None:
+        """A's idle entries go to B after min_idle; once delivered max_deliveries times they are dead-lettered."""
+        a = await new_queue(redis, keys, consumer="a", max_deliveries=2)
+        b = await new_queue(redis, keys, consumer="b", max_deliveries=2)
+        await a.enqueue([msg(1)])
+        assert ids(await a.take()) == ["T1:1"]
+        assert await b.reclaim(min_idle_s=5) == []
+        await asyncio.sleep(0.06)
+        assert ids(await b.reclaim(min_idle_s=0.05)) == ["T1:1"]
+        await asyncio.sleep(0.06)
+        assert await b.reclaim(min_idle_s=0.05) == []
+        [dead] = await b.dead_letters()
+        assert (dead.reason, dead.entry and dead.entry.message_id) == ("max_deliveries", "T1:1")
+        assert [(d.depth, d.pending) for d in await b.depths()] == [(0, 0)] * 4
+
+    async def test_reclaimed_highest_class_first(self, redis: Redis, keys: Keys) -> None:
+        """Reclaimed entries come back highest class first."""
+        a, b = await new_queue(redis, keys, consumer="a"), await new_queue(redis, keys, consumer="b")
+        await a.enqueue([msg(1), msg(2, priority=Priority.SAFETY), msg(3, priority=Priority.DISTRESS)])
+        assert len(await a.take(count=3)) == 3
+        await asyncio.sleep(0.03)
+        assert [e.seq for e in await b.reclaim(min_idle_s=0.02)] == [3, 2, 1]
+
+
+class TestDeadLetters:
+    async def test_list_requeue_purge(self, queue: Queue) -> None:
+        """Dead letters are listed with reason, time and entry; requeue puts one back; purge drops the rest."""
+        await queue.enqueue([msg(1, receipt=True), msg(2, priority=Priority.URGENCY)])
+        taken = await queue.take(count=2)
+        await queue.dead_letter(taken, reason="link_rejected")
+        assert await queue.take(count=2) == []
+        dead = await queue.dead_letters()
+        assert [(d.reason, d.priority, d.entry) for d in dead] == [("link_rejected", e.priority, e) for e in taken]
+        assert all(abs(d.dead_at - time.time()) < 5 for d in dead)
+        assert await queue.requeue_dead(dead[0].dead_id)
+        assert not await queue.requeue_dead(dead[0].dead_id)
+        [back] = await queue.take()
+        assert _fields(back) | {"stream_id": ""} == _fields(taken[0]) | {"stream_id": ""}
+        assert await queue.purge_dead() == 1
+        assert await queue.dead_letters() == []
+
+    async def test_requeue_unknown_or_malformed_id(self, queue: Queue) -> None:
+        """Requeueing an id that is not a dead letter, or not an id at all, returns False."""
+        assert not await queue.requeue_dead("1-1")
+        assert not await queue.requeue_dead("nonsense")
+
+    async def test_malformed_entry_is_buried_not_returned(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """An entry missing its fields is dead-lettered as malformed, and take returns the good one behind it."""
+        await redis.xadd(keys.stream(Priority.ROUTINE), {"junk": "1"})
+        await queue.enqueue([msg(1)])
+        assert ids(await queue.take()) == ["T1:1"]
+        [dead] = await queue.dead_letters()
+        assert (dead.reason, dead.entry, dead.fields["junk"]) == ("malformed", None, b"1")
+
+
+class TestDepths:
+    async def test_depth_pending_and_oldest_age(self, queue: Queue) -> None:
+        """depths reports entries, pending entries and the age of the oldest per class, highest first."""
+        now = time.time()
+        await queue.enqueue([msg(1, received_at=now - 10), msg(2, received_at=now - 5)])
+        await queue.enqueue([msg(1, terminal="S", priority=Priority.DISTRESS, received_at=now - 1)])
+        await queue.take()
+        depths = await queue.depths()
+        assert [(d.priority, d.depth, d.pending) for d in depths] == [(0, 1, 1), (1, 0, 0), (2, 0, 0), (3, 2, 0)]
+        assert depths[1].oldest_age_s is None
+        assert depths[3].oldest_age_s == pytest.approx(10, abs=1)
+        assert depths[0].oldest_age_s == pytest.approx(1, abs=1)
+
+
+class TestStats:
+    async def test_counters_add_up(self, redis: Redis, keys: Keys) -> None:
+        """incr adds to the shared counters, skipping zeros, and read returns them."""
+        stats = Stats(redis=redis, keys=keys)
+        await stats.incr({"accepted": 3, "rejected": 0})
+        await stats.incr({"accepted": 2, "sent": 1})
+        assert await stats.read() == {"accepted": 5, "sent": 1}
+
+
+class TestScripts:
+    async def test_unknown_script_is_loaded_on_noscript(self, counted: Counted, keys: Keys) -> None:
+        """A script Redis has never seen is loaded on NOSCRIPT and the calls run, singly and batched."""
+        script = LuaScript(name="purge.lua")
+        script.source += f"\n-- {uuid4().hex}"
+        script.sha = hashlib.sha1(script.source.encode()).hexdigest()
+        await counted.client.xadd(keys.dead, {"a": "1"})
+        await counted.client.xadd(keys.outbox, {"a": "1"})
+        counted.writes = 0
+        assert await script.run_many(counted.client, [([keys.dead], []), ([keys.outbox], [])]) == [1, 1]
+        assert counted.writes == 3  # the failed pipeline, SCRIPT LOAD, the pipeline again
+        assert await script.run(counted.client, [keys.dead], []) == 0
+
+
+class TestUnavailable:
+    async def test_closed_port_is_queue_unavailable(self, keys: Keys) -> None:
+        """Every call against a Redis that does not answer raises QueueUnavailable, never a redis error."""
+        client = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+        queue = Queue(redis=client, keys=keys, consumer="a")
+        stats = Stats(redis=client, keys=keys)
+        outbox = Outbox(redis=client, keys=keys, consumer="p")
+        sent = Delivery(
+            message_id="T:1",
+            terminal="T",
+            seq=1,
+            priority=Priority.ROUTINE,
+            payload=b"{}",
+            receipt=False,
+            link="geo",
+            delivered_at=1.0,
+        )
+        calls: list[Callable[[], Awaitable[object]]] = [
+            outbox.setup,
+            lambda: outbox.deliver([sent]),
+            outbox.take,
+            queue.setup,
+            lambda: queue.enqueue([msg(1)]),
+            queue.take,
+            queue.depths,
+            queue.purge_dead,
+            stats.read,
+        ]
+        try:
+            for call in calls:
+                with pytest.raises(QueueUnavailable, match="unreachable"):
+                    await call()
+        finally:
+            await client.aclose()
+
+
+def _fields(item: Accepted | Entry) -> dict[str, object]:
+    names = ("message_id", "terminal", "seq", "priority", "record", "received_at", "expires_at", "receipt", "stream_id")
+    return {name: getattr(item, name, "") for name in names if hasattr(item, name)}
