@@ -111,7 +111,7 @@ class Depth:
 
     priority: Priority
     depth: int
-    """Entries in the stream: waiting plus taken but not yet acked."""
+    """Entries waiting to be taken (so ``depth + pending`` is everything in the queue)."""
     pending: int
     """Entries taken by a relay and not yet acked."""
     oldest_age_s: float | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -106,23 +106,29 @@ class Queue:
             replies = await ENQUEUE.run_many(self._redis, calls)
         return [_OUTCOMES[reply] for reply in replies]
 
-    async def take(self, *, count: int = 1, block_s: float = 0.0) -> list[Entry]:
+    async def take(
+        self, *, count: int = 1, block_s: float = 0.0, max_priority: Priority = Priority.ROUTINE
+    ) -> list[Entry]:
         """Take up to ``count`` new entries, highest class first.
 
         Args:
             count: The most entries to return.
             block_s: If nothing is waiting, wait up to this long for something to arrive.
+            max_priority: The least urgent class to take from (``Priority.SAFETY`` leaves routine alone).
 
         Returns:
             The entries, now pending for this consumer until acked, dead-lettered or reclaimed.
         """
         check_int("count", count, 1, MAX_COUNT)
         check_seconds("block_s", block_s)
+        if not isinstance(max_priority, Priority):
+            raise ValueError(f"max_priority must be a Priority, got {max_priority!r}")
+        streams = self._streams[: max_priority + 1]
         deadline = time.monotonic() + block_s
         with map_redis_errors(f"take for consumer {self._consumer}"):
             while True:
-                reply = await TAKE.run(self._redis, self._streams, self._take_args(count, block_s > 0))
-                entries = await self._decode(reply[0])
+                reply = await TAKE.run(self._redis, streams, self._take_args(count, block_s > 0))
+                entries = await self._decode(_from_script(reply[0]))
                 if entries:
                     return entries
                 if reply[0]:
@@ -130,18 +136,44 @@ class Queue:
                 if block_s <= 0:
                     return []
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not await self._wait(reply[1], remaining):
+                if remaining <= 0 or not await self._wait(streams, reply[1], remaining):
                     return []
 
     def _take_args(self, count: int, report_ids: bool) -> list[str | int]:
         return [self._keys.group, self._consumer, count, "1" if report_ids else "0"]
 
-    async def _wait(self, last_ids: Sequence[bytes], timeout_s: float) -> bool:
+    async def _wait(self, streams: Sequence[str], last_ids: Sequence[bytes], timeout_s: float) -> bool:
         # A plain XREAD from the group's last-delivered ids wakes on exactly the entries no
         # consumer has seen yet, without taking them: the take script then picks by class.
-        since: dict[Any, Any] = dict(zip(self._streams, last_ids, strict=True))
+        since: dict[Any, Any] = dict(zip(streams, last_ids, strict=True))
         arrived = await self._redis.xread(since, count=1, block=max(1, round(timeout_s * 1000)))
         return bool(arrived)
+
+    async def recover_own(self) -> list[Entry]:
+        """The entries this consumer took before a restart and never acked, highest class first; one round trip.
+
+        Call it once at start, before taking, when reusing a consumer name. Up to ``MAX_COUNT`` per class.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in self._streams:
+            pipe.xreadgroup(self._keys.group, self._consumer, {stream: "0"}, count=MAX_COUNT)
+        with map_redis_errors(f"recover pending entries of consumer {self._consumer}"):
+            replies = await pipe.execute()
+            raw = [
+                (int(priority), stream_id, fields)
+                for priority, reply in zip(Priority, replies, strict=True)
+                for stream_id, fields in (reply[0][1] if reply else [])
+            ]
+            await self._forget_deleted([(p, i) for p, i, fields in raw if fields is None])
+            return await self._decode([(p, i, f) for p, i, f in raw if f is not None])
+
+    async def _forget_deleted(self, items: Sequence[tuple[int, bytes]]) -> None:
+        # A pending id whose entry is gone (deleted by hand, say) has nothing left to send.
+        if items:
+            pipe = self._redis.pipeline(transaction=False)
+            for priority, stream_id in items:
+                pipe.xack(self._streams[priority], self._keys.group, stream_id)
+            await pipe.execute()
 
     async def ack(self, entries: Sequence[Entry]) -> None:
         """Acknowledge entries and delete them from their streams (atomic, one round trip)."""
@@ -187,15 +219,15 @@ class Queue:
             self._max_deliveries,
         ]
         with map_redis_errors(f"reclaim for consumer {self._consumer}"):
-            return await self._decode(await RECLAIM.run(self._redis, self._with_dead, args))
+            return await self._decode(_from_script(await RECLAIM.run(self._redis, self._with_dead, args)))
 
-    async def _decode(self, raw: Sequence[Sequence[Any]]) -> list[Entry]:
+    async def _decode(self, raw: Sequence[tuple[int, bytes, Mapping[bytes, bytes]]]) -> list[Entry]:
         # An entry that does not decode would fail every relay that took it: bury it at once.
         entries: list[Entry] = []
         bad: list[tuple[int, bytes]] = []
-        for priority, stream_id, flat in raw:
+        for priority, stream_id, fields in raw:
             try:
-                entries.append(decode_entry(priority, stream_id, flat_fields(flat)))
+                entries.append(decode_entry(priority, stream_id, fields))
             except (KeyError, ValueError):
                 bad.append((priority, stream_id))
         if bad:
@@ -213,7 +245,7 @@ class Queue:
             replies = await pipe.execute()
         now = time.time()
         return [
-            Depth(priority=p, depth=int(n), pending=int(pend["pending"]), oldest_age_s=_age(first, now))
+            Depth(priority=p, depth=max(0, n - pend["pending"]), pending=pend["pending"], oldest_age_s=_age(first, now))
             for p, (n, pend, first) in zip(Priority, _triples(replies), strict=True)
         ]
 
@@ -242,6 +274,11 @@ def _ids_by_class(entries: Sequence[Entry]) -> dict[Priority, list[str]]:
     for entry in entries:
         ids[entry.priority].append(entry.stream_id)
     return ids
+
+
+def _from_script(raw: Sequence[Sequence[Any]]) -> list[tuple[int, bytes, Mapping[bytes, bytes]]]:
+    # Scripts return entries as {class index, id, {field, value, ...}}.
+    return [(priority, stream_id, flat_fields(flat)) for priority, stream_id, flat in raw]
 
 
 def _triples(replies: Sequence[Any]) -> list[tuple[Any, Any, Any]]:

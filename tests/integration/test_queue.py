@@ -242,6 +242,13 @@ class TestPriority:
         taken = await queue.take(count=6)
         assert [(e.priority, e.seq) for e in taken] == [(0, 3), (0, 7), (1, 2), (1, 6), (2, 1), (2, 5)]
 
+    async def test_max_priority_leaves_lesser_classes(self, queue: Queue) -> None:
+        """take with max_priority only takes classes at least that urgent, waiting or not."""
+        await queue.enqueue([msg(1), msg(2, priority=Priority.URGENCY)])
+        assert ids(await queue.take(count=5, max_priority=Priority.DISTRESS, block_s=0.05)) == []
+        assert ids(await queue.take(count=5, max_priority=Priority.SAFETY)) == ["T1:2"]
+        assert ids(await queue.take(count=5)) == ["T1:1"]
+
 
 class TestBlocking:
     async def test_wakes_on_concurrent_enqueue(self, queue: Queue, redis: Redis, keys: Keys) -> None:
@@ -278,6 +285,21 @@ class TestAck:
         for priority in (Priority.DISTRESS, Priority.ROUTINE):
             assert await redis.xlen(keys.stream(priority)) == 0
         assert all(d.pending == 0 and d.depth == 0 for d in await queue.depths())
+
+
+class TestRecoverOwn:
+    async def test_restart_gets_own_unacked_entries(self, redis: Redis, keys: Keys) -> None:
+        """A queue reusing a consumer name recovers what it took and never acked, highest class first; others do not."""
+        before = await new_queue(redis, keys, consumer="relay-1")
+        await before.enqueue([msg(1), msg(2, priority=Priority.DISTRESS), msg(3), msg(4)])
+        taken = await before.take(count=3)
+        await before.ack(taken[1:2])
+        await redis.xdel(keys.stream(Priority.ROUTINE), taken[2].stream_id)  # gone while pending
+        after = await new_queue(redis, keys, consumer="relay-1")
+        assert ids(await after.recover_own()) == ["T1:2"]
+        assert ids(await after.take(count=5)) == ["T1:4"]
+        assert await (await new_queue(redis, keys, consumer="relay-2")).recover_own() == []
+        assert [(d.depth, d.pending) for d in await after.depths()] == [(0, 1), (0, 0), (0, 0), (0, 1)]
 
 
 class TestReclaim:
@@ -338,13 +360,13 @@ class TestDeadLetters:
 
 class TestDepths:
     async def test_depth_pending_and_oldest_age(self, queue: Queue) -> None:
-        """depths reports entries, pending entries and the age of the oldest per class, highest first."""
+        """depths reports waiting entries, pending entries and the age of the oldest per class, highest first."""
         now = time.time()
         await queue.enqueue([msg(1, received_at=now - 10), msg(2, received_at=now - 5)])
         await queue.enqueue([msg(1, terminal="S", priority=Priority.DISTRESS, received_at=now - 1)])
         await queue.take()
         depths = await queue.depths()
-        assert [(d.priority, d.depth, d.pending) for d in depths] == [(0, 1, 1), (1, 0, 0), (2, 0, 0), (3, 2, 0)]
+        assert [(d.priority, d.depth, d.pending) for d in depths] == [(0, 0, 1), (1, 0, 0), (2, 0, 0), (3, 2, 0)]
         assert depths[1].oldest_age_s is None
         assert depths[3].oldest_age_s == pytest.approx(10, abs=1)
         assert depths[0].oldest_age_s == pytest.approx(1, abs=1)
