@@ -9,6 +9,7 @@ Outbound publishes return a future that resolves on the broker's PUBACK.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,10 +61,11 @@ class BrokerAddress:
 class _AckTracker(gmqtt.storage.PersistentStorage):  # type: ignore[misc]
     """gmqtt's in-flight store, extended to resolve a future per outbound message on PUBACK."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_free: Callable[[], None]) -> None:
         super().__init__()
         self.last_mid: int | None = None
         self.waiters: dict[int, asyncio.Future[None]] = {}
+        self._on_free = on_free
 
     def push_message(self, mid: int, raw_package: bytes) -> None:
         super().push_message(mid, raw_package)
@@ -79,6 +81,7 @@ class _AckTracker(gmqtt.storage.PersistentStorage):  # type: ignore[misc]
         waiter = self.waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._on_free()  # gmqtt freed the packet id just before calling us
 
     def clear(self) -> None:
         super().clear()
@@ -120,7 +123,9 @@ class MqttClient:
         self._receive_maximum = receive_maximum
         self._log = logger or logging.getLogger("satgw.mqtt")
         self._handlers: list[tuple[str, InboundHandler]] = []
-        self._tracker = _AckTracker()
+        self._tracker = _AckTracker(on_free=self._send_waiting)
+        # Publishes beyond the broker's receive maximum wait here, in order, for a free packet id.
+        self._waiting: collections.deque[tuple[str, bytes, int, bool, asyncio.Future[None]]] = collections.deque()
         self._client: Any = None
         self.reconnects = 0
 
@@ -175,15 +180,33 @@ class MqttClient:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> asyncio.Future[None]:
         """Publish; the returned future resolves on PUBACK (at once for QoS 0)."""
+        self._connected()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tracker.pop_last_mid()
-        self._connected().publish(topic, payload, qos=qos, retain=retain)
-        mid = self._tracker.pop_last_mid()
-        if qos == 0 or mid is None:
-            future.set_result(None)
-        else:
-            self._tracker.waiters[mid] = future
+        self._waiting.append((topic, payload, qos, retain, future))
+        if len(self._waiting) == 1:
+            self._send_waiting()
         return future
+
+    @property
+    def waiting(self) -> int:
+        """Publishes held back until the broker acknowledges earlier ones."""
+        return len(self._waiting)
+
+    def _send_waiting(self) -> None:
+        client = self._client
+        while self._waiting and client is not None:
+            topic, payload, qos, retain, future = self._waiting[0]
+            self._tracker.pop_last_mid()
+            try:
+                client.publish(topic, payload, qos=qos, retain=retain)
+            except OverflowError:  # every packet id is in flight: resume on the next PUBACK
+                return
+            self._waiting.popleft()
+            mid = self._tracker.pop_last_mid()
+            if qos == 0 or mid is None:
+                future.set_result(None)
+            else:
+                self._tracker.waiters[mid] = future
 
     @property
     def connected(self) -> bool:

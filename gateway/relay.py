@@ -262,6 +262,12 @@ class Relay:
 
     async def _ack(self, batch: list[_Held]) -> None:
         entries = [h.entry for h in batch]
+        # Receipts first: the ground's "delivered" goes out on the same connection after a PUBACK,
+        # so publishing "sent" before the XACK round trip keeps the terminal's receipts in order.
+        for entry in entries:
+            self._counters.add(f"sent.{entry.priority.label}")
+            if entry.receipt:
+                self._receipts.send(_receipt(ReceiptKind.SENT, entry, link=self._link.name))
         while True:
             try:
                 await self._queue.ack(entries)
@@ -269,10 +275,6 @@ class Relay:
             except TransientError as exc:  # it went; the ack must follow, or a redelivery (deduped) will
                 self._log.warning("relay %s: ack waits for Redis: %s", self._link.name, exc)
                 await asyncio.sleep(_ACK_RETRY_S)
-        for entry in entries:
-            self._counters.add(f"sent.{entry.priority.label}")
-            if entry.receipt:
-                self._receipts.send(_receipt(ReceiptKind.SENT, entry, link=self._link.name))
 
     async def _dead_letter(self, held: _Held, feedback: Feedback) -> None:
         reason = "too_large" if feedback.code is FeedbackCode.TOO_LARGE else "link_failed"
