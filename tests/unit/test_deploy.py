@@ -26,8 +26,6 @@ import redis
 
 from gateway.config import load_file
 
-yaml = pytest.importorskip("yaml", reason="pyyaml comes with the dev extra")
-
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -35,7 +33,8 @@ SERVICES = ROOT / "scripts" / "services.sh"
 
 
 def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
-    """Every document of a YAML file."""
+    """Every document of a YAML file (skips the test when pyyaml, from the dev extra, is missing)."""
+    yaml = pytest.importorskip("yaml", reason="pyyaml comes with the dev extra")
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
