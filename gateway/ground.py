@@ -3,8 +3,9 @@
 :meth:`Ground.receive` is the links' :class:`~gateway.links.base.FrameSink`: it
 returns only once the frame's messages are durable in the outbox (deduplicated on
 (terminal, seq), atomically), so the relay may XACK. A publisher task then drains
-the outbox to ``{prefix}/delivered/{terminal}``, acking each outbox entry after
-the broker's PUBACK, so a crash re-publishes rather than loses.
+the outbox to ``{prefix}/delivered/{terminal}`` at QoS 2 with a durable release
+step (:mod:`gateway.mqtt.exactly_once`), so a crash at any moment neither loses
+nor repeats a delivery. Receipts stay QoS 1: one may repeat after a crash.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from gateway.counters import Counters
 from gateway.exceptions import LinkError, TransientError
 from gateway.ingest import message_id
-from gateway.mqtt import MqttClient
+from gateway.mqtt.exactly_once import ExactlyOncePublisher
 from gateway.names import Topics
 from gateway.queue import Delivery, Outbox, OutboxEntry
+from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.errors import DecodeError
 from protocols.frame import Record, decode_frame
@@ -55,6 +57,7 @@ class Ground:
 
     Args:
         outbox: durable, deduplicated deliveries waiting to be published.
+        releases: the durable notes of QoS 2 releases under way.
         topics: the topic layout.
         receipts: where ``delivered`` receipts go.
         counters: this process's counters.
@@ -65,6 +68,7 @@ class Ground:
         self,
         *,
         outbox: Outbox,
+        releases: ReleaseLog,
         topics: Topics,
         receipts: ReceiptSink,
         counters: Counters,
@@ -72,6 +76,7 @@ class Ground:
         logger: logging.Logger | None = None,
     ) -> None:
         self._outbox = outbox
+        self._releases = releases
         self._topics = topics
         self._receipts = receipts
         self._counters = counters
@@ -89,26 +94,56 @@ class Ground:
         fresh = await self._outbox.deliver([_delivery(r, link=link, at=now) for r in records])
         self._counters.add("ground.duplicates", fresh.count(False))
 
-    async def publish_forever(self, client: MqttClient) -> None:
-        """Publish outbox entries until cancelled; each is acked after its PUBACK."""
+    async def publish_forever(self, connect: Callable[[], ExactlyOncePublisher]) -> None:
+        """Publish outbox entries until cancelled, reconnecting (and recovering) after failures."""
+        delay = _RETRY_S
         while True:
             try:
-                entries = await self._outbox.take(count=200, block_s=1.0)
-                if entries:
-                    await self._publish(client, entries)
+                async with connect() as publisher:
+                    await self._recover(publisher)
+                    delay = _RETRY_S
+                    await self._drain(publisher)
             except TransientError as exc:
-                self._log.warning("ground publisher waits: %s", exc)
-                await asyncio.sleep(_RETRY_S)
+                self._log.warning("ground publisher waits %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
-    async def _publish(self, client: MqttClient, entries: list[OutboxEntry]) -> None:
-        acks = [client.publish(self._topics.delivered(e.terminal), e.payload, qos=1) for e in entries]
-        await asyncio.gather(*acks)
-        await self._outbox.ack(entries)
+    async def _recover(self, publisher: ExactlyOncePublisher) -> None:
+        pending = await self._releases.pending()
+        if not pending:
+            return
+        publisher.avoid(pending)
+        if publisher.session_present:
+            await publisher.release(pending)
+        else:  # the broker lost our session, and with it whatever we had not released: publish again
+            self._log.error("broker session lost; republishing %d deliveries (may repeat)", len(pending))
+            await publisher.publish_batch(list(pending.values()), commit=_nothing)
+        await self._releases.forget(list(pending))
+        self._counters.add("ground.recovered_releases", len(pending))
+
+    async def _drain(self, publisher: ExactlyOncePublisher) -> None:
+        while True:
+            entries = await self._outbox.take(count=min(200, publisher.receive_maximum), block_s=1.0)
+            if entries:
+                await self._publish(publisher, entries)
+
+    async def _publish(self, publisher: ExactlyOncePublisher, entries: list[OutboxEntry]) -> None:
+        topics = [self._topics.delivered(e.terminal) for e in entries]
+
+        async def commit(mids: list[int]) -> None:
+            await self._releases.commit(entries, mids, topics)
+
+        mids = await publisher.publish_batch([(t, e.payload) for t, e in zip(topics, entries, strict=True)], commit=commit)
+        await self._releases.forget(mids)
         for entry in entries:
             self._counters.add(f"delivered.{entry.priority.label}")
             if entry.receipt:
                 receipt = Receipt(ReceiptKind.DELIVERED, entry.terminal, entry.seq, message_id=entry.message_id)
                 self._receipts.send(receipt)
+
+
+async def _nothing(mids: list[int]) -> None:
+    return None
 
 
 def _delivery(record: Record, *, link: str, at: float) -> Delivery:

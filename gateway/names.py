@@ -63,6 +63,10 @@ class Keys:
         """The consumer group of the ground publisher."""
         return "ground"
 
+    def released(self, node: str) -> str:
+        """Hash: QoS 2 packet id → delivery, for deliveries committed but maybe not yet released by the broker."""
+        return self._k("released", node)
+
     @property
     def stats(self) -> str:
         """Hash of cumulative counters shared by every gateway process."""

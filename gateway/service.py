@@ -26,9 +26,10 @@ from gateway.ground import Ground
 from gateway.ingest import Lane
 from gateway.links.base import Clock
 from gateway.links.clock import RealClock
-from gateway.mqtt import MqttClient
+from gateway.mqtt import ExactlyOncePublisher, MqttClient
 from gateway.names import Keys, Topics
 from gateway.queue import Outbox, Queue, Stats
+from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt
 from gateway.relay import Backlog, Relay
 from gateway.terminals import KeyCache, Registry
@@ -107,13 +108,16 @@ class Gateway:
         await self._setup_storage()
         self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
         self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
-        self.ground = Ground(outbox=self.outbox, topics=self.topics, receipts=self.receipts, counters=self.counters)
+        releases = ReleaseLog(redis=self.redis, keys=self.keys, node=node)
+        self.ground = Ground(
+            outbox=self.outbox, releases=releases, topics=self.topics, receipts=self.receipts, counters=self.counters
+        )
         self.relays: list[Relay] = []
         self.lanes: list[Lane] = []
         self.inbound: list[MqttClient] = []
         if "relay" in s.roles:
             self._start_relays()
-            self._spawn(self.ground.publish_forever(self.publisher), "ground.publisher")
+            self._spawn(self.ground.publish_forever(self._ground_publisher), "ground.publisher")
             self._spawn(self._reclaim_forever(), "queue.reclaim")
         self._spawn(self._flush_stats_forever(), "stats")
         if "ingest" in s.roles:
@@ -128,6 +132,9 @@ class Gateway:
             raise GatewayError(f"cannot start: {exc} (is Redis running at {self.settings.redis_url}?)") from exc
         for entry in await self.queue.recover_own():
             self.backlog.push(entry)
+
+    def _ground_publisher(self) -> ExactlyOncePublisher:
+        return ExactlyOncePublisher(url=self.settings.mqtt_url, client_id=f"satgw-{self.settings.node}-ground")
 
     def _start_relays(self) -> None:
         for profile in self.config.links:

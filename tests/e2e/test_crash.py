@@ -59,7 +59,7 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run"], env=self.env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=self.env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
