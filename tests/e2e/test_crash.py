@@ -12,7 +12,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,10 +86,13 @@ async def _settings() -> AsyncIterator[Settings]:
 
 
 @pytest.fixture(name="gateway_process")
-def _gateway_process(settings: Settings, tmp_path: Path) -> GatewayProcess:
+def _gateway_process(settings: Settings, tmp_path: Path) -> Iterator[GatewayProcess]:
     config = tmp_path / "satgw.toml"
     config.write_text(_CONFIG)
-    return GatewayProcess(settings, config)
+    process = GatewayProcess(settings, config)
+    yield process
+    if process.proc is not None and process.proc.poll() is None:  # a failed test must not leave it running
+        process.kill(signal.SIGKILL)
 
 
 async def _stream(pub: MqttClient, terminals: list[SimTerminal], count: int, rate: float) -> list[str]:
