@@ -101,7 +101,8 @@ async def _stream(pub: MqttClient, terminals: list[SimTerminal], count: int, rat
         terminal = terminals[i % len(terminals)]
         sos = i % 50 == 0
         message = terminal.message(
-            priority=Priority.DISTRESS if sos else Priority.ROUTINE, kind=Kind.SOS if sos else Kind.TELEMETRY,
+            priority=Priority.DISTRESS if sos else Priority.ROUTINE,
+            kind=Kind.SOS if sos else Kind.TELEMETRY,
             text=f"reading {i}",
         )
         await terminal.publish(pub, message)
@@ -115,7 +116,9 @@ async def test_sigterm_drains_and_exits_zero(settings: Settings, gateway_process
     terminal = await provision(settings, "T000200")
     gateway_process.start()
     async with observing(settings) as seen:
-        async with MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-p{uuid.uuid4().hex[:4]}") as pub:
+        async with MqttClient(
+            url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-p{uuid.uuid4().hex[:4]}"
+        ) as pub:
             ids = await _stream(pub, [terminal], 100, rate=500)
         await eventually(lambda: len(seen.delivered) >= len(ids), timeout=20, what="all deliveries")
         assert gateway_process.kill(signal.SIGTERM) == 0
@@ -128,7 +131,9 @@ async def test_kill_9_mid_stream_loses_nothing_and_delivers_nothing_twice(
     terminals = [await provision(settings, f"T3{i:05d}") for i in range(20)]
     gateway_process.start()
     async with observing(settings) as seen:
-        async with MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-p{uuid.uuid4().hex[:4]}") as pub:
+        async with MqttClient(
+            url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-p{uuid.uuid4().hex[:4]}"
+        ) as pub:
             stream = asyncio.create_task(_stream(pub, terminals, 1200, rate=300))
             for _ in range(2):
                 await asyncio.sleep(1.2)
