@@ -46,7 +46,8 @@ class Backlog:
 
     def __init__(self) -> None:
         self._heap: list[_Held] = []
-        self._ids: set[str] = set()
+        # Stream ids are unique per stream only: two classes may hold the same id.
+        self._ids: set[tuple[int, str]] = set()
         self._order = itertools.count()
 
     def __len__(self) -> int:
@@ -54,9 +55,9 @@ class Backlog:
 
     def push(self, entry: Entry, *, attempts: int = 0, not_before: float = 0.0) -> None:
         """Hold ``entry`` for a later transmission (ignored if already held)."""
-        if entry.stream_id in self._ids:
+        if (entry.priority, entry.stream_id) in self._ids:
             return
-        self._ids.add(entry.stream_id)
+        self._ids.add((entry.priority, entry.stream_id))
         heapq.heappush(self._heap, _Held(entry.priority, next(self._order), entry, attempts, not_before))
 
     def head_priority(self, now: float) -> int | None:
@@ -76,7 +77,7 @@ class Backlog:
         held = min(ready)
         self._heap.remove(held)
         heapq.heapify(self._heap)
-        self._ids.discard(held.entry.stream_id)
+        self._ids.discard((held.entry.priority, held.entry.stream_id))
         return held
 
 
@@ -169,7 +170,13 @@ class Relay:
             return
         task = asyncio.create_task(self._transmit(batch), name=f"satgw.relay[{self._link.name}].tx")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Entries of a failed transmission stay pending in Redis; reclaim brings them back.
+            self._log.error("transmission on %s failed", self._link.name, exc_info=task.exception())
 
     async def _next_batch(self) -> list[_Held]:
         routine_wait = self._link.ready_in(Priority.ROUTINE)
