@@ -58,7 +58,7 @@ class StatusServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), timeout=5)
-            method, path = (request.decode("latin-1").split(" ") + ["", ""])[:2]
+            method, path = ([*request.decode("latin-1").split(" "), "", ""])[:2]
             status, body = await self._route(method, path)
             await self._respond(writer, status, body)
         except (TimeoutError, ConnectionError, UnicodeError):

@@ -33,7 +33,9 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``satgw`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     _install_uvloop()
     try:
         command: Command = args.command
@@ -88,7 +90,9 @@ def _add_terminal(sub: Any) -> None:
     revoke.set_defaults(command=_terminal_revoke)
     send = terminal.add_parser("send", help="publish as a terminal")
     send.add_argument("--creds", type=Path, required=True, help="credentials file from 'terminal add --out'")
-    send.add_argument("--priority", type=Priority.parse, default=Priority.ROUTINE, help="distress|urgency|safety|routine")
+    send.add_argument(
+        "--priority", type=Priority.parse, default=Priority.ROUTINE, help="distress|urgency|safety|routine"
+    )
     send.add_argument("--kind", type=Kind, default=Kind.TEXT, choices=list(Kind), help="sos|position|telemetry|text")
     send.add_argument("--text", default="", help="message body")
     send.add_argument("--lat", type=float)
@@ -116,7 +120,7 @@ async def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Gateway(settings=settings, config=gateway_config) as gateway:
-        host, port = settings.http_address
+        host, _port = settings.http_address
         logging.getLogger("satgw").info(
             "serving: %d links, http://%s:%d/healthz", len(gateway.relays), host, gateway.http.port
         )
@@ -200,7 +204,9 @@ async def _status(args: argparse.Namespace) -> int:
         depths = await Queue(redis=redis, keys=keys, consumer="status").depths()
         counters = await Stats(redis=redis, keys=keys).read()
     if args.json:
-        queues = {d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths}
+        queues = {
+            d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths
+        }
         print(json.dumps({"queues": queues, "counters": counters}))
         return 0
     print(f"{'class':<10}{'depth':>8}{'pending':>9}{'oldest':>10}")

@@ -9,6 +9,7 @@ import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,8 +22,7 @@ __all__ = ["DEFAULT_LINKS", "GatewayConfig", "Settings", "load", "load_file"]
 # 50 ms card interval. Unrealistically generous on purpose, so a first try shows
 # traffic flowing (several thousand messages/s); see README for real profiles.
 DEFAULT_LINKS: tuple[GeoProfile, ...] = tuple(
-    GeoProfile(name=f"lab-geo-{i}", max_frame_bytes=1750, interval_s=0.05, cards=10, loss_rate=0.01)
-    for i in (1, 2)
+    GeoProfile(name=f"lab-geo-{i}", max_frame_bytes=1750, interval_s=0.05, cards=10, loss_rate=0.01) for i in (1, 2)
 )
 
 

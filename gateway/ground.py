@@ -133,7 +133,9 @@ class Ground:
         async def commit(mids: list[int]) -> None:
             await self._releases.commit(entries, mids, topics)
 
-        mids = await publisher.publish_batch([(t, e.payload) for t, e in zip(topics, entries, strict=True)], commit=commit)
+        mids = await publisher.publish_batch(
+            [(t, e.payload) for t, e in zip(topics, entries, strict=True)], commit=commit
+        )
         await self._releases.forget(mids)
         for entry in entries:
             self._counters.add(f"delivered.{entry.priority.label}")

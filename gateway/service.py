@@ -163,9 +163,13 @@ class Gateway:
     async def _start_ingest(self) -> None:
         s, node = self.settings, self.settings.node
         keys = KeyCache(registry=Registry(redis=self.redis, keys=self.keys))
-        common: dict[str, Any] = dict(
-            queue=self.queue, keys=keys, topics=self.topics, receipts=self.receipts, counters=self.counters
-        )
+        common: dict[str, Any] = {
+            "queue": self.queue,
+            "keys": keys,
+            "topics": self.topics,
+            "receipts": self.receipts,
+            "counters": self.counters,
+        }
         self.lanes = [
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
             Lane(name="up", distress=False, max_batch=self.config.max_batch, **common),

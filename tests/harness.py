@@ -37,16 +37,20 @@ def unique_prefix() -> str:
 
 def settings_for(prefix: str, **overrides: Any) -> Settings:
     """Settings for a gateway under ``prefix`` with a free HTTP port."""
-    values: dict[str, Any] = dict(
-        redis_url=REDIS_URL, mqtt_url=MQTT_URL, topic_prefix=prefix, node=prefix, http="127.0.0.1:0"
-    )
+    values: dict[str, Any] = {
+        "redis_url": REDIS_URL,
+        "mqtt_url": MQTT_URL,
+        "topic_prefix": prefix,
+        "node": prefix,
+        "http": "127.0.0.1:0",
+    }
     values.update(overrides)
     return Settings(**values)
 
 
 def config_with(*links: GeoProfile, **overrides: Any) -> GatewayConfig:
     """A gateway config with ``links`` (default: one fast lossless link) and quick reclaim."""
-    values: dict[str, Any] = dict(links=links or (FAST_LINK,), reclaim_idle_s=2.0)
+    values: dict[str, Any] = {"links": links or (FAST_LINK,), "reclaim_idle_s": 2.0}
     values.update(overrides)
     return GatewayConfig(**values)
 

@@ -135,9 +135,11 @@ class MqttClient:
         self._client = self._new_client()
         try:
             await self._client.connect(self._address.host, self._address.port, ssl=self._address.tls, keepalive=30)
-        except (OSError, asyncio.TimeoutError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
+        except (TimeoutError, OSError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
             self._client = None
-            raise BrokerUnavailable(f"cannot connect {self._client_id} to {self._address.host}:{self._address.port}: {exc}") from exc
+            raise BrokerUnavailable(
+                f"cannot connect {self._client_id} to {self._address.host}:{self._address.port}: {exc}"
+            ) from exc
         return self
 
     async def __aexit__(

@@ -62,7 +62,9 @@ def _packet(first: int, body: bytes) -> bytes:
     return bytes((first,)) + _varint(len(body)) + body
 
 
-def connect(*, client_id: str, keepalive: int, session_expiry: int, username: str | None, password: str | None) -> bytes:
+def connect(
+    *, client_id: str, keepalive: int, session_expiry: int, username: str | None, password: str | None
+) -> bytes:
     """CONNECT without clean start, so the broker keeps the session (and unreleased QoS 2 messages)."""
     flags = (0x80 if username else 0) | (0x40 if password else 0)
     props = bytes((_PROP_SESSION_EXPIRY,)) + struct.pack(">I", session_expiry)

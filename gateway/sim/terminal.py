@@ -61,7 +61,11 @@ class SimTerminal:
 
     def wire(self, message: Message) -> tuple[str, bytes]:
         """Return (topic, payload) for ``message``: distress goes to the terminal's sos topic."""
-        topic = self.topics.up_sos(message.terminal) if message.priority is Priority.DISTRESS else self.topics.up(message.terminal)
+        topic = (
+            self.topics.up_sos(message.terminal)
+            if message.priority is Priority.DISTRESS
+            else self.topics.up(message.terminal)
+        )
         return topic, seal(message, self.creds.key)
 
     def publish(self, client: MqttClient, message: Message) -> asyncio.Future[None]:

@@ -127,7 +127,7 @@ async def test_sigterm_drains_and_exits_zero(settings: Settings, gateway_process
 async def test_kill_9_mid_stream_loses_nothing_and_delivers_nothing_twice(
     settings: Settings, gateway_process: GatewayProcess
 ) -> None:
-    """The gateway is killed with SIGKILL twice while 1200 messages stream in; after restarts each arrives exactly once."""
+    """Killed with SIGKILL twice while 1200 messages stream in, the gateway restarts and delivers each exactly once."""
     terminals = [await provision(settings, f"T3{i:05d}") for i in range(20)]
     gateway_process.start()
     async with observing(settings) as seen:

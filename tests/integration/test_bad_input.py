@@ -65,7 +65,7 @@ async def _rejections(settings: Settings, gateway: Gateway, seen: Observer, term
 
 class TestRejections:
     async def test_each_kind_of_bad_input_gets_its_own_reason(self, settings: Settings) -> None:
-        """Garbage, oversized, forged, unknown, replayed, invalid and mislabelled messages are each named in receipts."""
+        """Garbage, oversized, forged, replayed, invalid and mislabelled messages each get their own reason."""
         t = await provision(settings, "T000010")
         topics = t.topics
         async with running_gateway(settings, config_with()) as gateway, observing(settings) as seen:
