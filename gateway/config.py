@@ -9,9 +9,10 @@ import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.exceptions import ConfigError
 from gateway.links.geo import GeoProfile
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     node: str = Field(default_factory=socket.gethostname)
     log_level: str = "INFO"
-    roles: frozenset[str] = frozenset({"ingest", "relay"})
+    roles: Annotated[frozenset[str], NoDecode] = frozenset({"ingest", "relay"})
     """Which parts this process runs: ``ingest`` (MQTT → queue), ``relay`` (queue → links → ground), or both."""
 
     @field_validator("roles", mode="before")

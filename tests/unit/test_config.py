@@ -1,0 +1,87 @@
+"""Settings from the environment and the TOML file: read once, validated with messages that name the culprit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import DEFAULT_LINKS, Settings, load, load_file
+from gateway.exceptions import ConfigError
+
+
+class TestSettings:
+    def test_defaults_match_the_contract(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without SATGW_* variables the documented defaults apply."""
+        for name in ("REDIS_URL", "MQTT_URL", "TOPIC_PREFIX", "HTTP", "CONFIG", "ROLES"):
+            monkeypatch.delenv(f"SATGW_{name}", raising=False)
+        settings = Settings()
+        assert settings.redis_url == "redis://127.0.0.1:6379/0"
+        assert settings.mqtt_url == "mqtt://127.0.0.1:1883"
+        assert settings.topic_prefix == "satgw"
+        assert settings.http_address == ("127.0.0.1", 8080)
+        assert settings.roles == {"ingest", "relay"}
+
+    def test_roles_come_from_a_comma_list(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SATGW_ROLES=ingest runs ingest alone."""
+        monkeypatch.setenv("SATGW_ROLES", "ingest")
+        assert Settings().roles == {"ingest"}
+
+    def test_unknown_role_is_refused_by_name(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A role that does not exist stops start-up with a message naming it."""
+        monkeypatch.setenv("SATGW_ROLES", "ingest,bogus")
+        with pytest.raises(ConfigError, match="bogus"):
+            load()
+
+    def test_bad_http_address_is_refused(self) -> None:
+        """SATGW_HTTP must be host:port."""
+        with pytest.raises(ConfigError, match="host:port"):
+            _ = Settings(http="8080").http_address
+
+    def test_settings_are_frozen(self) -> None:
+        """Settings cannot change after start-up."""
+        settings = Settings()
+        with pytest.raises(ValueError, match="frozen"):
+            settings.topic_prefix = "other"  # type: ignore[misc]
+
+
+class TestConfigFile:
+    def test_no_file_gives_the_lab_pool(self) -> None:
+        """Without a config file the default links carry traffic at once."""
+        assert load_file(None).links == DEFAULT_LINKS
+
+    def test_links_and_tuning_are_read(self, tmp_path: Path) -> None:
+        """A TOML file sets links and tuning."""
+        path = tmp_path / "satgw.toml"
+        path.write_text(
+            '[relay]\npack_max = 4\n[[links]]\nname = "card"\nmax_frame_bytes = 78\ninterval_s = 60\ncards = 3\n'
+        )
+        config = load_file(path)
+        assert config.pack_max == 4
+        (link,) = config.links
+        assert (link.name, link.max_frame_bytes, link.interval_s, link.cards) == ("card", 78, 60.0, 3)
+
+    @pytest.mark.parametrize(
+        ("text", "named"),
+        [
+            ("[relay]\npack_mx = 4\n", "pack_mx"),
+            ("[relay]\npack_max = 999\n", "pack_max"),
+            ('[[links]]\nname = "a"\nmax_frame_bytes = 0\ninterval_s = 1\n', "max_frame_bytes"),
+            ('[[links]]\ntype = "leo"\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\n', "leo"),
+            ("not toml = = =", "cannot read"),
+        ],
+    )
+    def test_bad_files_are_refused_with_the_key_named(self, tmp_path: Path, text: str, named: str) -> None:
+        """Unknown keys, out-of-range values and unsupported link types fail start-up, naming what is wrong."""
+        path = tmp_path / "satgw.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=named):
+            load_file(path)
+
+    def test_duplicate_link_names_are_refused(self, tmp_path: Path) -> None:
+        """Two links cannot share a name: names key metrics and traces."""
+        link = '[[links]]\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\n'
+        path = tmp_path / "satgw.toml"
+        path.write_text(link + link)
+        with pytest.raises(ConfigError, match="unique"):
+            load_file(path)
