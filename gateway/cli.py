@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -24,6 +25,7 @@ from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
 from protocols.envelope import Kind, Position, Priority
+from protocols.seal import new_key
 
 __all__ = ["main"]
 
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command: Command = args.command
         return asyncio.run(command(args))
-    except GatewayError as exc:
+    except (GatewayError, OSError, ValueError) as exc:
         print(f"satgw: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -143,17 +145,18 @@ async def _registry(settings: config.Settings) -> tuple[Redis, Registry]:
 
 async def _terminal_add(args: argparse.Namespace) -> int:
     settings, _ = config.load()
-    redis, registry = await _registry(settings)
-    async with redis:
-        record = await registry.add(args.id)
-    creds = Credentials(
-        terminal=record.terminal, key=record.key, mqtt_url=settings.mqtt_url, topic_prefix=settings.topic_prefix
-    )
+    creds = Credentials(terminal=args.id, key=new_key(), mqtt_url=settings.mqtt_url, topic_prefix=settings.topic_prefix)
     if args.out:
-        creds.save(args.out)
-        print(f"terminal {record.terminal} added; credentials in {args.out}")
-    else:
-        print(creds.to_json())
+        creds.save(args.out)  # first: a file we cannot write must not leave a terminal whose key nobody has
+    redis, registry = await _registry(settings)
+    try:
+        async with redis:
+            await registry.add(args.id, key=creds.key)
+    except BaseException:
+        if args.out:
+            args.out.unlink(missing_ok=True)
+        raise
+    print(f"terminal {args.id} added; credentials in {args.out}" if args.out else creds.to_json())
     return 0
 
 
@@ -191,7 +194,8 @@ async def _terminal_send(args: argparse.Namespace) -> int:
         args.raw_out.write_bytes(terminal.wire(messages[0])[1])
         print(f"{terminal.wire(messages[0])[0]} {args.raw_out}")
         return 0
-    async with MqttClient(url=creds.mqtt_url, client_id=f"{creds.terminal}-cli") as client:
+    client_id = f"{creds.terminal}-cli-{os.urandom(3).hex()}"  # two senders as one terminal must not evict each other
+    async with MqttClient(url=creds.mqtt_url, client_id=client_id) as client:
         await asyncio.gather(*(terminal.publish(client, m) for m in messages))
     print(f"published {len(messages)} as {creds.terminal} (seq {messages[0].seq}..{messages[-1].seq})")
     return 0
@@ -201,7 +205,9 @@ async def _status(args: argparse.Namespace) -> int:
     settings, _ = config.load()
     async with Redis.from_url(settings.redis_url) as redis:
         keys = Keys(settings.topic_prefix)
-        depths = await Queue(redis=redis, keys=keys, consumer="status").depths()
+        queue = Queue(redis=redis, keys=keys, consumer="status")
+        await queue.setup()  # idempotent; before the first `satgw run` the streams do not exist yet
+        depths = await queue.depths()
         counters = await Stats(redis=redis, keys=keys).read()
     if args.json:
         queues = {

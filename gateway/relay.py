@@ -27,6 +27,7 @@ __all__ = ["Backlog", "Relay"]
 
 _IDLE_BLOCK_S = 1.0
 _ACK_RETRY_S = 0.2
+_RETRY_POLL_S = 0.05
 
 
 @dataclass(order=True, slots=True)
@@ -65,9 +66,9 @@ class Backlog:
         ready = [h.priority for h in self._heap if h.not_before <= now]
         return min(ready) if ready else None
 
-    def next_ready_at(self) -> float | None:
-        """The earliest time any held entry may go."""
-        return min((h.not_before for h in self._heap), default=None)
+    def next_ready_at(self, *, max_priority: int = Priority.ROUTINE) -> float | None:
+        """The earliest time a held entry within ``max_priority`` may go."""
+        return min((h.not_before for h in self._heap if h.priority <= max_priority), default=None)
 
     def pop(self, now: float, *, max_priority: int) -> _Held | None:
         """Remove and return the most urgent entry that may go at ``now`` within ``max_priority``."""
@@ -199,9 +200,12 @@ class Relay:
             # Something is held: only a strictly more urgent fresh entry may overtake it.
             fresh = await self._take(max_priority=held_priority - 1, count=1, block_s=0.0)
             return fresh[0] if fresh else self._backlog.pop(now, max_priority=ceiling)
-        ready_at = self._backlog.next_ready_at()
+        ready_at = self._backlog.next_ready_at(max_priority=ceiling)
         if ready_at is not None:
             block_s = max(0.0, min(block_s, ready_at - now))
+        if self._tasks:
+            # A transmission under way may fail and put its entries back: look again soon.
+            block_s = min(block_s, _RETRY_POLL_S)
         fresh = await self._take(max_priority=ceiling, count=1, block_s=block_s)
         return fresh[0] if fresh else None
 
@@ -213,7 +217,8 @@ class Relay:
 
     async def _drop_expired(self, entries: Sequence[Entry]) -> list[Entry]:
         now = self._clock.now()
-        expired = [e for e in entries if e.expires_at is not None and e.expires_at <= now]
+        # Distress never expires, whatever its entry says.
+        expired = [e for e in entries if e.priority > 0 and e.expires_at is not None and e.expires_at <= now]
         if expired:
             await self._queue.ack(expired)
             for entry in expired:

@@ -131,10 +131,6 @@ class TestTerminalAdmin:
         assert "Traceback" not in run.err
         assert not again.exists()
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="cli._terminal_add registers the terminal before writing --out; a write error leaves it added, key lost",
-    )
     async def test_add_with_an_unwritable_out_file_registers_nothing(self, prefix: str, tmp_path: Path) -> None:
         """If the credentials file cannot be written, ``terminal add`` fails cleanly and leaves no terminal behind."""
         taken = tmp_path / "taken.json"
@@ -239,9 +235,6 @@ class TestStatus:
         assert queues["urgency"]["oldest_age_s"] is None
         assert queues["routine"]["oldest_age_s"] >= 0
 
-    @pytest.mark.xfail(
-        strict=True, reason="Queue.depths runs XPENDING on streams that do not exist yet: NOGROUP, exit 2"
-    )
     async def test_status_before_the_first_run_shows_empty_queues(self, prefix: str) -> None:
         """``status --json`` on a gateway that never ran reports four empty queues instead of a Redis error."""
         queues = json.loads((await ok(prefix, "status", "--json")).out)["queues"]

@@ -230,10 +230,6 @@ class TestDeadLetters:
         depths = {d.priority: d for d in await rig.queue.depths()}
         assert depths[DISTRESS].pending == 1  # still the relay's, to retry
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a lost frame's retry waits for the relay's idle Redis read (1 s): nothing wakes it on a backlog push",
-    )
     async def test_lost_distress_is_retried_at_once(self, redis: Redis, keys: Keys) -> None:
         """A distress frame the link lost is sent again without waiting out the relay's idle read."""
         started: list[float] = []
@@ -287,10 +283,6 @@ class TestExpiry:
         assert rig.receipts.kinds(fresh) == [ReceiptKind.SENT]
         assert rig.counters.get("expired.routine") == 1
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Relay._drop_expired expires any entry carrying an expiry, distress too; DESIGN: distress never expires",
-    )
     async def test_distress_never_expires(self, redis: Redis, keys: Keys) -> None:
         """A distress entry that carries a past expiry time is still transmitted, never expired."""
         rig = await make_rig(redis, keys, always(SENT))
@@ -357,10 +349,6 @@ class TestInterval:
             await until(lambda: _done(rig), what="the queue to empty")
         assert sorted(rig.transmitted()) == sorted([sos, *routine])
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Relay._first shrinks its block to 0 s for a held entry above the ceiling: busy loop on Redis",
-    )
     async def test_held_routine_does_not_spin_during_the_interval(self, counted: Counted, keys: Keys) -> None:
         """A ready routine entry held in the backlog while the interval runs costs no Redis round trips per loop."""
         rig = await make_rig(counted.client, keys, always(SENT), ready_in=lambda p: 0.0 if p is DISTRESS else 5.0)

@@ -54,7 +54,9 @@ class TestBacklog:
         assert backlog.head_priority(5.0) == Priority.SAFETY
         assert backlog.next_ready_at() == 0.0
         held = backlog.pop(5.0, max_priority=Priority.ROUTINE)
-        assert held is not None and held.entry.seq == 2
+        assert held is not None
+        assert held.entry.seq == 2
         assert backlog.pop(5.0, max_priority=Priority.ROUTINE) is None
         later = backlog.pop(10.0, max_priority=Priority.ROUTINE)
-        assert later is not None and later.entry.seq == 1
+        assert later is not None
+        assert later.entry.seq == 1
