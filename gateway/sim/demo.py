@@ -11,7 +11,6 @@ import contextlib
 import json
 import random
 import statistics
-import sys
 import time
 import uuid
 from collections import Counter
