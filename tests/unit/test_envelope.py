@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import string
 from dataclasses import replace
 from typing import Any
 
@@ -25,33 +24,7 @@ from protocols.envelope import (
     validate_terminal_id,
 )
 from protocols.errors import DecodeError, Reason
-
-# The same generator lives in each protocols test file, so each file reads on its own.
-terminals = st.text(string.ascii_letters + string.digits + "_.-", min_size=1, max_size=32)
-bodies = st.text(st.characters(codec="utf-8"), max_size=1100).map(
-    lambda s: s.encode()[:MAX_BODY_BYTES].decode("utf-8", "ignore")
-)
-positions = st.builds(Position, st.floats(-90, 90, allow_nan=False), st.floats(-180, 180, allow_nan=False)) | st.none()
-
-
-@st.composite
-def messages(draw: st.DrawFn) -> Message:
-    """Any valid message: every kind with a priority it allows, ttl only off distress."""
-    kind = draw(st.sampled_from(Kind))
-    priority = Priority.DISTRESS if kind is Kind.SOS else draw(st.sampled_from(Priority))
-    ttl = None if priority is Priority.DISTRESS else draw(st.none() | st.integers(1, MAX_TTL_S))
-    return Message(
-        terminal=draw(terminals),
-        seq=draw(st.integers(0, MAX_SEQ)),
-        priority=priority,
-        kind=kind,
-        body=draw(bodies),
-        position=draw(positions),
-        ttl=ttl,
-        ts=draw(st.floats(0, MAX_TS)),
-        receipt=draw(st.booleans()),
-    )
-
+from tests.unit.strategies import messages
 
 INNER_KEYS = ["k", "b", "ts", "lat", "lon", "ttl"]
 
