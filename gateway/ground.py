@@ -94,13 +94,16 @@ class Ground:
         fresh = await self._outbox.deliver([_delivery(r, link=link, at=now) for r in records])
         self._counters.add("ground.duplicates", fresh.count(False))
 
-    async def publish_forever(self, connect: Callable[[], ExactlyOncePublisher]) -> None:
-        """Publish outbox entries until cancelled, reconnecting (and recovering) after failures."""
+    async def publish_forever(self, connect: Callable[[bool], ExactlyOncePublisher]) -> None:
+        """Publish outbox entries until cancelled, recovering after every failure.
+
+        ``connect(clean_start)`` makes a publisher under this ground's fixed client id.
+        """
         delay = _RETRY_S
         while True:
             try:
-                async with connect() as publisher:
-                    await self._recover(publisher)
+                await self._release_committed(connect)
+                async with connect(True) as publisher:  # drops unreleased, uncommitted copies: see exactly_once
                     delay = _RETRY_S
                     await self._drain(publisher)
             except TransientError as exc:
@@ -108,16 +111,17 @@ class Ground:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _recover(self, publisher: ExactlyOncePublisher) -> None:
+    async def _release_committed(self, connect: Callable[[bool], ExactlyOncePublisher]) -> None:
+        """Finish the releases a crash interrupted, in the session that holds them."""
         pending = await self._releases.pending()
         if not pending:
             return
-        publisher.avoid(pending)
-        if publisher.session_present:
-            await publisher.release(pending)
-        else:  # the broker lost our session, and with it whatever we had not released: publish again
-            self._log.error("broker session lost; republishing %d deliveries (may repeat)", len(pending))
-            await publisher.publish_batch(list(pending.values()), commit=_nothing)
+        async with connect(False) as publisher:
+            if publisher.session_present:
+                await publisher.release(pending)
+            else:  # the broker lost our session, and with it what we had not released: publish again
+                self._log.error("broker session lost; republishing %d deliveries (may repeat)", len(pending))
+                await publisher.publish_batch(list(pending.values()), commit=_nothing)
         await self._releases.forget(list(pending))
         self._counters.add("ground.recovered_releases", len(pending))
 

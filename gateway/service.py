@@ -133,8 +133,9 @@ class Gateway:
         for entry in await self.queue.recover_own():
             self.backlog.push(entry)
 
-    def _ground_publisher(self) -> ExactlyOncePublisher:
-        return ExactlyOncePublisher(url=self.settings.mqtt_url, client_id=f"satgw-{self.settings.node}-ground")
+    def _ground_publisher(self, clean_start: bool) -> ExactlyOncePublisher:
+        client_id = f"satgw-{self.settings.node}-ground"
+        return ExactlyOncePublisher(url=self.settings.mqtt_url, client_id=client_id, clean_start=clean_start)
 
     def _start_relays(self) -> None:
         for profile in self.config.links:

@@ -7,11 +7,12 @@ persistent session keeps unreleased ones across a disconnect. So the ground
 segment does: PUBLISH → PUBREC → *commit* (XACK the outbox entry and note the
 packet id, atomically) → PUBREL → PUBCOMP → forget the note. After a crash:
 
-* not committed: the outbox entry is still pending and is published again; the
-  broker either holds an unreleased copy (never released, or replaced when its
-  packet id is reused) or never got it. Delivered once.
-* committed, PUBREL maybe not seen: the noted packet ids get PUBREL again on
-  reconnect (before any new packet id is used). Delivered once.
+* committed, PUBREL maybe not seen: the caller resumes the session
+  (``clean_start=False``) and sends PUBREL again for the noted packet ids. Delivered once.
+* not committed: the outbox entry is still pending and is published again. The
+  broker may hold an unreleased copy, which also fills its receive-maximum quota;
+  so once the noted ids are released, the caller reconnects with ``clean_start=True``,
+  and the broker discards that copy unreleased. Delivered once.
 """
 
 from __future__ import annotations
@@ -43,14 +44,24 @@ class ExactlyOncePublisher:
     Args:
         url: ``mqtt://[user:pass@]host[:port]``.
         client_id: the session's client id; must stay the same across restarts.
+        clean_start: discard what the broker holds for this client id (unreleased messages included).
         keepalive: seconds between pings when idle.
     """
 
-    def __init__(self, *, url: str, client_id: str, keepalive: int = 30, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        client_id: str,
+        clean_start: bool,
+        keepalive: int = 30,
+        logger: logging.Logger | None = None,
+    ) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
         self._address = BrokerAddress.from_url(url)
         self._client_id = client_id
+        self._clean_start = clean_start
         self._keepalive = keepalive
         self._log = logger or logging.getLogger("satgw.mqtt.exactly_once")
         self._reader: asyncio.StreamReader | None = None
@@ -94,6 +105,7 @@ class ExactlyOncePublisher:
                 client_id=self._client_id,
                 keepalive=self._keepalive,
                 session_expiry=_SESSION_KEEP_S,
+                clean_start=self._clean_start,
                 username=a.username,
                 password=a.password,
             )
@@ -129,9 +141,12 @@ class ExactlyOncePublisher:
         received = [self._expect(packets.PUBREC, mid) for mid in mids]
         self._send(b"".join(packets.publish_qos2(t, p, mid) for (t, p), mid in zip(items, mids, strict=True)))
         reasons = await self._wait(received)
-        refused = [mid for mid, reason in zip(mids, reasons, strict=True) if reason >= 0x80]
+        refused = [(mid, reason) for mid, reason in zip(mids, reasons, strict=True) if reason >= 0x80]
         if refused:
-            raise BrokerUnavailable(f"{self._client_id}: broker refused packet ids {refused[:5]} ({reasons[0]:#x})")
+            mid, reason = refused[0]
+            raise BrokerUnavailable(
+                f"{self._client_id}: broker refused {len(refused)} publishes, e.g. {mid}: {reason:#x}"
+            )
         await commit(mids)
         await self.release(mids)
         return mids
@@ -144,12 +159,6 @@ class ExactlyOncePublisher:
         completed = [self._expect(packets.PUBCOMP, mid) for mid in mids]
         self._send(b"".join(packets.pubrel(mid) for mid in mids))
         await self._wait(completed)
-
-    def avoid(self, mids: Iterable[int]) -> None:
-        """Start allocating packet ids after the highest of ``mids`` (recovered ones still pending release)."""
-        highest = max(mids, default=0)
-        if highest:
-            self._next_mid = highest % 65535 + 1
 
     def _allocate(self) -> int:
         mid = self._next_mid

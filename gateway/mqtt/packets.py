@@ -63,10 +63,16 @@ def _packet(first: int, body: bytes) -> bytes:
 
 
 def connect(
-    *, client_id: str, keepalive: int, session_expiry: int, username: str | None, password: str | None
+    *,
+    client_id: str,
+    keepalive: int,
+    session_expiry: int,
+    clean_start: bool,
+    username: str | None,
+    password: str | None,
 ) -> bytes:
-    """CONNECT without clean start, so the broker keeps the session (and unreleased QoS 2 messages)."""
-    flags = (0x80 if username else 0) | (0x40 if password else 0)
+    """CONNECT; without clean start the broker resumes the session (and its unreleased QoS 2 messages)."""
+    flags = (0x80 if username else 0) | (0x40 if password else 0) | (0x02 if clean_start else 0)
     props = bytes((_PROP_SESSION_EXPIRY,)) + struct.pack(">I", session_expiry)
     header = _utf8("MQTT") + bytes((5, flags)) + struct.pack(">H", keepalive) + _varint(len(props)) + props
     payload = _utf8(client_id)
