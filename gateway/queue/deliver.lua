@@ -1,13 +1,9 @@
--- Dedup + append one ground delivery to the outbox, atomically (outbox.py has the entry fields).
--- KEYS[1] the terminal's ground seen set, KEYS[2] the outbox stream
--- ARGV: seq (decimal), window, message id, terminal, class, receipt flag, link, delivered at, payload
--- Returns 0 new, 1 duplicate, 2 too old.
-local seen, seq, window = KEYS[1], padded(ARGV[1]), tonumber(ARGV[2])
-local verdict, top = judge(seen, seq, window)
-if verdict ~= 0 then
-  return verdict
-end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 't', ARGV[4], 's', ARGV[1], 'p', ARGV[5], 'r', ARGV[6],
-  'l', ARGV[7], 'at', ARGV[8], 'b', ARGV[9])
-remember(seen, seq, window, top)
-return 0
+-- Dedup + append a batch of ground deliveries to the outbox (outbox.py has the entry fields).
+-- KEYS[1] the outbox stream, then one ground replay-window key per terminal in the batch.
+-- ARGV: as admit() in window.lua says, then 4 per delivery:
+--   "<window number> <seq> <class> <receipt flag> <delivered at>", the message id, the link, the payload.
+-- Returns one verdict per delivery: 0 new, 1 duplicate, 2 too old.
+return admit(4, '^(%d+) (%d+) (%d) ([01]) (%S+)$', function(i, terminal, f)
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[i + 1], 't', terminal, 's', f[2], 'p', f[3], 'r', f[4],
+    'l', ARGV[i + 2], 'at', f[5], 'b', ARGV[i + 3])
+end)

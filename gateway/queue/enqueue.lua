@@ -1,15 +1,10 @@
--- Dedup + enqueue one uplink message, atomically (docs/internals.md has the entry fields).
--- KEYS[1] the terminal's seen set, KEYS[2] its class stream
--- ARGV: seq (decimal), window, message id, terminal, receipt flag, received at, expires at, record
--- Returns 0 queued, 1 duplicate, 2 too old.
-local seen, seq, window = KEYS[1], padded(ARGV[1]), tonumber(ARGV[2])
-local verdict, top = judge(seen, seq, window)
-if verdict ~= 0 then
-  return verdict
-end
--- Append before recording: should a later write fail, a replay may queue twice (the ground
--- dedups), whereas recording first could mark as seen a message that was never queued.
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 't', ARGV[4], 's', ARGV[1], 'r', ARGV[5],
-  'rx', ARGV[6], 'x', ARGV[7], 'm', ARGV[8])
-remember(seen, seq, window, top)
-return 0
+-- Dedup + enqueue a batch of uplink messages (docs/internals.md has the entry fields).
+-- KEYS: the class streams, highest first, then one replay-window key per terminal in the batch.
+-- ARGV: as admit() in window.lua says, then 3 per message:
+--   "<window number> <seq> <class index> <receipt flag> <received at> <expires at or nothing>",
+--   the message id, the record.
+-- Returns one verdict per message: 0 queued, 1 duplicate, 2 too old.
+return admit(3, '^(%d+) (%d+) (%d) ([01]) (%S+) (%S*)$', function(i, terminal, f)
+  redis.call('XADD', KEYS[f[3] + 1], '*', 'id', ARGV[i + 1], 't', terminal, 's', f[2], 'r', f[4],
+    'rx', f[5], 'x', f[6], 'm', ARGV[i + 2])
+end)

@@ -23,7 +23,7 @@ __all__ = [
     "Entry",
     "check_seq",
     "decode_entry",
-    "enqueue_args",
+    "enqueue_head",
     "flat_fields",
     "stream_id_time",
 ]
@@ -118,18 +118,10 @@ class Depth:
     """Seconds since the oldest entry was received, or None when the queue is empty."""
 
 
-def enqueue_args(item: Accepted, window: int) -> list[bytes | str | int]:
-    """The arguments of the enqueue script for ``item``: seq, window, then the entry's field values."""
-    return [
-        item.seq,
-        window,
-        item.message_id,
-        item.terminal,
-        b"1" if item.receipt else b"0",
-        repr(item.received_at),
-        b"" if item.expires_at is None else repr(item.expires_at),
-        item.record,
-    ]
+def enqueue_head(item: Accepted) -> str:
+    """The short fields of ``item`` as enqueue.lua reads them: seq, class, receipt flag, received at, expires at."""
+    expires = "" if item.expires_at is None else repr(item.expires_at)
+    return f"{item.seq} {item.priority:d} {'1' if item.receipt else '0'} {item.received_at!r} {expires}"
 
 
 def flat_fields(flat: Sequence[bytes]) -> dict[bytes, bytes]:

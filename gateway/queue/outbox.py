@@ -20,14 +20,14 @@ from gateway.exceptions import map_redis_errors
 from gateway.names import Keys
 from gateway.queue.checks import check_client, check_int, check_keys, check_seconds, check_text
 from gateway.queue.entries import check_seq
-from gateway.queue.scripts import LuaScript, create_groups
-from gateway.queue.streams import MAX_COUNT, MAX_WINDOW
+from gateway.queue.scripts import BatchArgs, LuaScript, create_groups
+from gateway.queue.streams import ACK, MAX_COUNT, MAX_WINDOW
 from protocols.envelope import Priority
 from protocols.seal import REPLAY_WINDOW
 
 __all__ = ["Delivery", "Outbox", "OutboxEntry"]
 
-DELIVER = LuaScript(name="deliver.lua")
+DELIVER = LuaScript(name="deliver.lua", helpers=["window.lua"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +90,23 @@ class Outbox:
         self._cursor: bytes | None = b"0"
 
     async def setup(self) -> None:
-        """Create the outbox stream and its consumer group (idempotent), and load the dedup script."""
+        """Create the outbox stream and its consumer group (idempotent), and load the scripts."""
         with map_redis_errors("outbox setup"):
-            await create_groups(self._redis, [self._keys.outbox], self._keys.outbox_group, [DELIVER])
+            await create_groups(self._redis, [self._keys.outbox], self._keys.outbox_group, [DELIVER, ACK])
 
     async def deliver(self, items: Sequence[Delivery]) -> list[bool]:
-        """Dedup and append deliveries in one round trip (each atomically).
+        """Dedup and append deliveries atomically, in one script call (one round trip).
 
         Returns:
             Per item, True if it was new and is now in the outbox, False if it was a replay.
         """
         if not items:
             return []
-        calls = [([self._keys.ground_seen(d.terminal), self._keys.outbox], _args(d, self._window)) for d in items]
+        call = BatchArgs(fixed=[self._keys.outbox], window=self._window, window_key=self._keys.ground_seen)
+        for item in items:
+            call.add(item.terminal, _head(item), (item.message_id, item.link, item.payload))
         with map_redis_errors(f"deliver {len(items)} message(s) from {items[0].message_id}"):
-            replies = await DELIVER.run_many(self._redis, calls)
+            replies = await DELIVER.run(self._redis, call.keys, call.args)
         return [reply == 0 for reply in replies]
 
     async def take(self, *, count: int = 100, block_s: float = 0.0) -> list[OutboxEntry]:
@@ -149,12 +151,9 @@ class Outbox:
         """Acknowledge published entries and delete them from the outbox (atomic, one round trip)."""
         if not entries:
             return
-        ids = [e.stream_id for e in entries]
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xack(self._keys.outbox, self._keys.outbox_group, *ids)
-        pipe.xdel(self._keys.outbox, *ids)
+        args: list[str | int] = [self._keys.outbox_group, 0, len(entries), *(e.stream_id for e in entries)]
         with map_redis_errors(f"outbox ack {len(entries)} entries from {entries[0].message_id}"):
-            await pipe.execute()
+            await ACK.run(self._redis, [self._keys.outbox], args)
 
     async def reclaim(self, *, min_idle_s: float, count: int = 100) -> list[OutboxEntry]:
         """Take over entries another publisher took and left idle for ``min_idle_s`` (it likely died)."""
@@ -167,19 +166,9 @@ class Outbox:
             return await self._decode(reply[1])
 
 
-def _args(item: Delivery, window: int) -> list[bytes | str | int]:
-    # The deliver script's arguments: seq, window, then the entry's field values in its order.
-    return [
-        item.seq,
-        window,
-        item.message_id,
-        item.terminal,
-        int(item.priority),
-        b"1" if item.receipt else b"0",
-        item.link,
-        repr(item.delivered_at),
-        item.payload,
-    ]
+def _head(item: Delivery) -> str:
+    # The short fields as deliver.lua reads them: seq, class, receipt flag, delivered at.
+    return f"{item.seq} {item.priority:d} {'1' if item.receipt else '0'} {item.delivered_at!r}"
 
 
 def _decode(stream_id: bytes, fields: Mapping[bytes, bytes]) -> OutboxEntry:

@@ -1,22 +1,22 @@
-"""The Lua scripts of the queue, and running them one by one or many in a single round trip.
+"""The Lua scripts of the queue, and running them.
 
-Scripts are plain ``.lua`` files beside this module; ``common.lua`` is prepended to each.
-Pipelines call EVALSHA directly rather than through redis-py's pipeline script support,
-which would spend a SCRIPT EXISTS round trip on every ``execute``; a NOSCRIPT reply (after a
-Redis restart or SCRIPT FLUSH) loads the script and runs the affected calls again.
+Scripts are plain ``.lua`` files beside this module; ``common.lua`` is prepended to each, and
+``window.lua`` (the replay window) to those that dedup. Every hot-path call is one script run
+over a whole batch: one EVALSHA packs far faster in redis-py than a pipeline of one call per
+message. A NOSCRIPT reply (after a Redis restart or SCRIPT FLUSH) loads the script and runs it again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["Args", "LuaScript", "create_groups", "load_scripts"]
+__all__ = ["Args", "BatchArgs", "LuaScript", "create_groups", "load_scripts"]
 
 Args = Sequence[bytes | str | int | float]
 
@@ -28,12 +28,12 @@ def _source(name: str) -> str:
 class LuaScript:
     """One queue script: its source (with the shared helpers) and SHA1."""
 
-    def __init__(self, *, name: str, allow_oom: bool = False) -> None:
+    def __init__(self, *, name: str, allow_oom: bool = False, helpers: Sequence[str] = ()) -> None:
         # The shebang makes Redis check for OOM before the script starts (unless allowed),
         # so a write script runs whole or not at all when memory is full.
         shebang = "#!lua flags=allow-oom\n" if allow_oom else "#!lua\n"
         self.name = name
-        self.source = shebang + _source("common.lua") + "\n" + _source(name)
+        self.source = shebang + "\n".join(_source(part) for part in ("common.lua", *helpers, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     async def run(self, redis: Redis, keys: Sequence[str], args: Args) -> Any:
@@ -44,27 +44,39 @@ class LuaScript:
             await redis.script_load(self.source)
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
-    async def run_many(self, redis: Redis, calls: Sequence[tuple[Sequence[str], Args]]) -> list[Any]:
-        """Run the script once per ``(keys, args)`` in one pipeline, in order; return the replies.
 
-        Raises the first error reply other than NOSCRIPT.
-        """
-        replies = await self._pipeline(redis, calls)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            await redis.script_load(self.source)
-            for i, reply in zip(missing, await self._pipeline(redis, [calls[i] for i in missing]), strict=True):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+class BatchArgs:
+    """KEYS and ARGV of one run of a script built on ``admit`` (window.lua) over a whole batch.
 
-    async def _pipeline(self, redis: Redis, calls: Sequence[tuple[Sequence[str], Args]]) -> list[Any]:
-        pipe = redis.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+    Args:
+        fixed: The keys the script addresses by position (class streams, outbox).
+        window: The replay window.
+        window_key: The window key of a terminal; each terminal's key is passed once, after ``fixed``.
+    """
+
+    def __init__(self, *, fixed: Sequence[str], window: int, window_key: Callable[[str], str]) -> None:
+        self._fixed = fixed
+        self._window = window
+        self._window_key = window_key
+        self._numbers: dict[str, int] = {}
+        self._messages: list[bytes | str] = []
+
+    def add(self, terminal: str, head: str, tail: Sequence[bytes | str]) -> None:
+        """Append one message: the text ``"<window number> <head>"`` (head starts with the seq), then ``tail``."""
+        number = self._numbers.get(terminal)
+        if number is None:
+            number = self._numbers[terminal] = len(self._numbers) + 1
+        self._messages += (f"{number} {head}", *tail)
+
+    @property
+    def keys(self) -> list[str]:
+        """The fixed keys, then one window key per terminal."""
+        return [*self._fixed, *map(self._window_key, self._numbers)]
+
+    @property
+    def args(self) -> list[bytes | str | int]:
+        """The window, the number of terminals, the terminals, then every message's arguments."""
+        return [self._window, len(self._numbers), *self._numbers, *self._messages]
 
 
 def load_scripts(pipe: Any, scripts: Sequence[LuaScript]) -> None:

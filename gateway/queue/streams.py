@@ -1,8 +1,8 @@
 """The class queues: one Redis stream per priority class, read through one consumer group.
 
-Every hot-path call is one round trip: ``enqueue`` pipelines one dedup+XADD script call per
-message, ``take`` walks the classes inside one script (XREADGROUP's COUNT is per stream, so a
-single multi-stream read could not keep strict priority), ``ack`` is one MULTI/EXEC.
+Every hot-path call is one round trip: ``enqueue`` is one dedup+XADD script call for the whole
+batch, ``take`` walks the classes inside one script (XREADGROUP's COUNT is per stream, so a
+single multi-stream read could not keep strict priority), ``ack`` is one atomic XACK+XDEL script call.
 """
 
 from __future__ import annotations
@@ -25,29 +25,30 @@ from gateway.queue.entries import (
     EnqueueOutcome,
     Entry,
     decode_entry,
-    enqueue_args,
+    enqueue_head,
     flat_fields,
     stream_id_time,
 )
-from gateway.queue.scripts import LuaScript, create_groups
+from gateway.queue.scripts import BatchArgs, LuaScript, create_groups
 from protocols.envelope import Priority
 from protocols.seal import REPLAY_WINDOW
 
 __all__ = ["MAX_COUNT", "MAX_WINDOW", "Queue"]
 
-MAX_WINDOW = 10**9
-"""The largest replay window the script's split arithmetic supports."""
+MAX_WINDOW = 2**20
+"""The largest replay window: its bitmap takes W/8 bytes per terminal; window.lua's arithmetic is exact to 2^26."""
 MAX_COUNT = 10_000
 """The most entries one take/reclaim/dead-letter listing returns."""
 
-ENQUEUE = LuaScript(name="enqueue.lua")
-# Taking, burying and purging must work when Redis is out of memory: they are how it drains.
+ENQUEUE = LuaScript(name="enqueue.lua", helpers=["window.lua"])
+# Taking, acking, burying and purging must work when Redis is out of memory: they are how it drains.
 TAKE = LuaScript(name="take.lua", allow_oom=True)
 RECLAIM = LuaScript(name="reclaim.lua", allow_oom=True)
 BURY = LuaScript(name="bury.lua", allow_oom=True)
 REQUEUE = LuaScript(name="requeue.lua")
 PURGE = LuaScript(name="purge.lua", allow_oom=True)
-SCRIPTS = (ENQUEUE, TAKE, RECLAIM, BURY, REQUEUE, PURGE)
+ACK = LuaScript(name="ack.lua", allow_oom=True)
+SCRIPTS = (ENQUEUE, TAKE, ACK, RECLAIM, BURY, REQUEUE, PURGE)
 
 _OUTCOMES = (EnqueueOutcome.QUEUED, EnqueueOutcome.DUPLICATE, EnqueueOutcome.TOO_OLD)
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -92,18 +93,18 @@ class Queue:
             await create_groups(self._redis, self._streams, self._keys.group, SCRIPTS)
 
     async def enqueue(self, batch: Sequence[Accepted]) -> list[EnqueueOutcome]:
-        """Dedup and queue a batch in one round trip; each message is checked and appended atomically.
+        """Dedup and queue a batch atomically, in one script call (one round trip).
 
         Returns:
             One outcome per message, in order. Messages of one terminal are judged in batch order.
         """
         if not batch:
             return []
-        calls = [
-            ([self._keys.seen(a.terminal), self._keys.stream(a.priority)], enqueue_args(a, self._window)) for a in batch
-        ]
+        call = BatchArgs(fixed=self._streams, window=self._window, window_key=self._keys.seen)
+        for item in batch:
+            call.add(item.terminal, enqueue_head(item), (item.message_id, item.record))
         with map_redis_errors(f"enqueue {len(batch)} message(s) from {batch[0].message_id}"):
-            replies = await ENQUEUE.run_many(self._redis, calls)
+            replies = await ENQUEUE.run(self._redis, call.keys, call.args)
         return [_OUTCOMES[reply] for reply in replies]
 
     async def take(
@@ -179,13 +180,11 @@ class Queue:
         """Acknowledge entries and delete them from their streams (atomic, one round trip)."""
         if not entries:
             return
-        pipe = self._redis.pipeline(transaction=True)
+        args: list[str | int] = [self._keys.group]
         for priority, ids in _ids_by_class(entries).items():
-            stream = self._keys.stream(priority)
-            pipe.xack(stream, self._keys.group, *ids)
-            pipe.xdel(stream, *ids)
+            args += [int(priority), len(ids), *ids]
         with map_redis_errors(f"ack {len(entries)} entries from {entries[0].message_id}"):
-            await pipe.execute()
+            await ACK.run(self._redis, self._streams, args)
 
     async def dead_letter(self, entries: Sequence[Entry], *, reason: str) -> None:
         """Move taken entries to the dead-letter stream with ``reason`` (atomic, one round trip)."""

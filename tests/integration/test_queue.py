@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -189,43 +189,113 @@ class TestReplay:
         taken = await queue.take(count=10)
         assert [e.seq for e in taken] == [m.seq for m in big]
 
+    @pytest.mark.parametrize("boundary", [10**10, 10**18])
+    async def test_seq_skipped_across_halves_boundary(self, redis: Redis, keys: Keys, boundary: int) -> None:
+        """A seq the top skips while crossing a 10^10 boundary of the script's halves is fresh once, then duplicate."""
+        queue = await new_queue(redis, keys, replay_window=3)
+        sent = [msg(boundary - 1), msg(boundary + 1), msg(boundary), msg(boundary), msg(boundary - 1)]
+        assert await queue.enqueue(sent) == [QUEUED, QUEUED, QUEUED, DUPLICATE, DUPLICATE]
+
     async def test_window_edge_near_max_seq(self, queue: Queue) -> None:
         """The too-old edge is exact at the top of the seq range (window 8)."""
         assert await queue.enqueue([msg(MAX_SEQ), msg(MAX_SEQ - 9), msg(MAX_SEQ - 8)]) == [QUEUED, TOO_OLD, QUEUED]
 
-    async def test_seen_set_stays_bounded(self, queue: Queue, redis: Redis, keys: Keys) -> None:
-        """With window 8, a long run of seqs leaves only the 9 seqs still inside the window in the seen set."""
-        await queue.enqueue([msg(s) for s in range(200)])
-        assert await redis.zrange(keys.seen("T1"), 0, -1) == [b"%020d" % s for s in range(191, 200)]
+    async def test_window_key_layout(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """After a long run the window key is the documented 30-digit header plus one bit per seq below the top."""
+        await queue.enqueue([msg(s) for s in range(200) if s != 195])
+        seen = {s for s in range(191, 199) if s != 195}  # window 8 covers 191..199; the top, 199, is implicit
+        bitmap = sum(0x80 >> (s % 8) for s in seen)
+        assert await redis.get(keys.seen("T1")) == b"%020d%010d" % (199, 8) + bytes([bitmap])
 
-    @settings(max_examples=40, deadline=None)
-    @given(
-        base=st.sampled_from([0, 2**53 - 20, 10**18 - 30, MAX_SEQ - 70]),
-        offsets=st.lists(st.integers(0, 70), min_size=1, max_size=60),
-        cut=st.integers(0, 60),
-    )
-    def test_script_agrees_with_reference_model(self, base: int, offsets: list[int], cut: int) -> None:
-        """On random seq runs (window 8, so trimming happens) the script's verdicts equal ReplayWindow's."""
-        seqs = [min(base + o, MAX_SEQ) for o in offsets]
-        model = ReplayWindow(size=8)
-        expected = [
-            {Verdict.FRESH: QUEUED, Verdict.DUPLICATE: DUPLICATE, Verdict.TOO_OLD: TOO_OLD}[model.accept(s)]
-            for s in seqs
+    async def test_window_change_keeps_what_both_windows_cover(self, redis: Redis, keys: Keys) -> None:
+        """A queue with another window reads an existing key: seqs both windows cover keep their verdict."""
+        narrow = await new_queue(redis, keys, replay_window=8)
+        assert await narrow.enqueue([msg(100), msg(95), msg(93)]) == [QUEUED] * 3
+        wide = await new_queue(redis, keys, replay_window=16)
+        assert await wide.enqueue([msg(95), msg(93), msg(100), msg(90), msg(84), msg(83)]) == [
+            DUPLICATE,
+            DUPLICATE,
+            DUPLICATE,
+            QUEUED,
+            QUEUED,
+            TOO_OLD,
         ]
-        assert asyncio.run(_enqueue_in_two_batches(seqs, cut)) == expected
+        small = await new_queue(redis, keys, replay_window=3)
+        assert await small.enqueue([msg(95), msg(97), msg(97), msg(101), msg(90)]) == [
+            TOO_OLD,
+            QUEUED,
+            DUPLICATE,
+            QUEUED,
+            TOO_OLD,
+        ]
+
+    async def test_foreign_key_fails_before_any_write(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """A window key holding something else fails the whole batch, and nothing of the batch is queued."""
+        await redis.set(keys.seen("T2"), b"not a window")
+        with pytest.raises(QueueUnavailable, match="not a satgw replay window"):
+            await queue.enqueue([msg(1), msg(1, terminal="T2")])
+        assert await redis.xlen(keys.stream(Priority.ROUTINE)) == 0
+
+    @settings(max_examples=60, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+    @given(
+        base=st.sampled_from([0, 10**10 - 6, 2**53 - 6, 10**18 - 6, MAX_SEQ - 2000]),
+        window=st.sampled_from([1, 2, 3, 8, 13, 20]),
+        steps=st.lists(st.tuples(st.sampled_from("ABCD"), st.integers(-12, 12)), min_size=40, max_size=200),
+        cut=st.integers(0, 200),
+    )
+    def test_script_agrees_with_reference_model(
+        self, base: int, window: int, steps: list[tuple[str, int]], cut: int
+    ) -> None:
+        """On random walks of four terminals' seqs, the enqueue and deliver verdicts equal ReplayWindow's."""
+        # Steps scaled to the window make walks resend recent seqs, jump within and beyond the window and
+        # fall behind it, all often; the bases put seqs beyond 2^53 and across the 10^10 boundary of the
+        # script's halves.
+        at = dict.fromkeys("ABCD", base)
+        batch = []
+        for terminal, step in steps:
+            at[terminal] = min(max(at[terminal] + step * (window + 2) // 12, 0), MAX_SEQ)
+            batch.append(msg(at[terminal], terminal=terminal))
+        models = {terminal: ReplayWindow(size=window) for terminal in "ABCD"}
+        expected = [models[m.terminal].accept(m.seq) for m in batch]
+        queued, delivered = asyncio.run(_admit_in_two_batches(batch, window, cut))
+        assert queued == [_OUTCOME[v] for v in expected]
+        assert delivered == [v is Verdict.FRESH for v in expected]
 
 
-async def _enqueue_in_two_batches(seqs: list[int], cut: int) -> list[EnqueueOutcome]:
+_OUTCOME = {Verdict.FRESH: QUEUED, Verdict.DUPLICATE: DUPLICATE, Verdict.TOO_OLD: TOO_OLD}
+
+
+async def _admit_in_two_batches(
+    batch: list[Accepted], window: int, cut: int
+) -> tuple[list[EnqueueOutcome], list[bool]]:
     redis = Redis.from_url(REDIS_URL)
     keys = Keys(prefix=f"t{uuid4().hex[:10]}")
     try:
-        queue = await new_queue(redis, keys, replay_window=8)
-        return await queue.enqueue([msg(s) for s in seqs[:cut]]) + await queue.enqueue([msg(s) for s in seqs[cut:]])
+        queue = await new_queue(redis, keys, replay_window=window)
+        outbox = Outbox(redis=redis, keys=keys, consumer="p", window=window)
+        await outbox.setup()
+        parts = (batch[:cut], batch[cut:])
+        deliveries = [[_delivery(m) for m in part] for part in parts]
+        queued = await queue.enqueue(parts[0]) + await queue.enqueue(parts[1])
+        return queued, await outbox.deliver(deliveries[0]) + await outbox.deliver(deliveries[1])
     finally:
         found = [key async for key in redis.scan_iter(match=keys.pattern)]
         if found:
             await redis.delete(*found)
         await redis.aclose()
+
+
+def _delivery(m: Accepted) -> Delivery:
+    return Delivery(
+        message_id=m.message_id,
+        terminal=m.terminal,
+        seq=m.seq,
+        priority=m.priority,
+        payload=b"{}",
+        receipt=m.receipt,
+        link="geo",
+        delivered_at=m.received_at,
+    )
 
 
 class TestPriority:
@@ -285,6 +355,15 @@ class TestAck:
         for priority in (Priority.DISTRESS, Priority.ROUTINE):
             assert await redis.xlen(keys.stream(priority)) == 0
         assert all(d.pending == 0 and d.depth == 0 for d in await queue.depths())
+
+    async def test_ack_of_thousands_in_two_classes(self, queue: Queue, redis: Redis, keys: Keys) -> None:
+        """One ack of 2500 entries over two classes (beyond the 1000 ids per XACK of the script) removes them all."""
+        await queue.enqueue([msg(s, priority=Priority.SAFETY if s % 5 else Priority.DISTRESS) for s in range(2500)])
+        taken = await queue.take(count=2500)
+        assert len(taken) == 2500
+        await queue.ack(taken)
+        assert [(d.depth, d.pending) for d in await queue.depths()] == [(0, 0)] * 4
+        assert await redis.xlen(keys.stream(Priority.SAFETY)) == 0
 
 
 class TestRecoverOwn:
@@ -383,15 +462,14 @@ class TestStats:
 
 class TestScripts:
     async def test_unknown_script_is_loaded_on_noscript(self, counted: Counted, keys: Keys) -> None:
-        """A script Redis has never seen is loaded on NOSCRIPT and the calls run, singly and batched."""
+        """A script Redis has never seen is loaded on NOSCRIPT and the call runs."""
         script = LuaScript(name="purge.lua")
         script.source += f"\n-- {uuid4().hex}"
         script.sha = hashlib.sha1(script.source.encode()).hexdigest()
         await counted.client.xadd(keys.dead, {"a": "1"})
-        await counted.client.xadd(keys.outbox, {"a": "1"})
         counted.writes = 0
-        assert await script.run_many(counted.client, [([keys.dead], []), ([keys.outbox], [])]) == [1, 1]
-        assert counted.writes == 3  # the failed pipeline, SCRIPT LOAD, the pipeline again
+        assert await script.run(counted.client, [keys.dead], []) == 1
+        assert counted.writes == 3  # the failed EVALSHA, SCRIPT LOAD, EVALSHA again
         assert await script.run(counted.client, [keys.dead], []) == 0
 
 
