@@ -36,11 +36,11 @@ class Keys:
         return "relay"
 
     def seen(self, terminal: str) -> str:
-        """The sorted set of accepted seqs of a terminal (the replay window)."""
+        """The replay window of a terminal's accepted seqs (highest seq + bitmap; see docs/internals.md)."""
         return self._k("seen", terminal)
 
     def ground_seen(self, terminal: str) -> str:
-        """The sorted set of seqs the ground segment has delivered for a terminal."""
+        """The replay window of seqs the ground segment has delivered for a terminal."""
         return self._k("gseen", terminal)
 
     @property
