@@ -222,11 +222,16 @@ def _millis(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+
+
 def _fixed7(degrees: float) -> int:
     return round(degrees * 1e7)
 
 
 def _uvarint(value: int) -> bytes:
+    if value < 0x80:  # most fields (lengths, flags) fit one byte
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)

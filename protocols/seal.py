@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import os
 import struct
@@ -94,7 +95,7 @@ def decode_key(text: str) -> bytes:
 def seal(message: Message, key: bytes) -> bytes:
     """Return the sealed wire form of ``message`` under the terminal's ``key``."""
     header = _encode_header(message)
-    ciphertext = ChaCha20Poly1305(key).encrypt(_nonce(message.terminal, message.seq), encode_inner(message), header)
+    ciphertext = _cipher(key).encrypt(_nonce(message.terminal, message.seq), encode_inner(message), header)
     return header + ciphertext
 
 
@@ -120,7 +121,7 @@ def open_sealed(payload: bytes, key: bytes, header: Header | None = None) -> Mes
     """Authenticate and decode a sealed message; raise :class:`DecodeError` if it is not genuine."""
     header = header or peek_header(payload)
     try:
-        inner = ChaCha20Poly1305(key).decrypt(
+        inner = _cipher(key).decrypt(
             _nonce(header.terminal, header.seq), payload[header.size :], payload[: header.size]
         )
     except InvalidTag:
@@ -146,7 +147,18 @@ def _terminal_id(raw: bytes) -> str:
 def _nonce(terminal: str, seq: int) -> bytes:
     # Keys are per terminal, so seq alone makes the nonce unique; the terminal
     # prefix binds it to the sender too, as the spec asks.
-    return hashlib.sha256(b"satgw-nonce" + terminal.encode("ascii")).digest()[:4] + seq.to_bytes(8, "big")
+    return _nonce_prefix(terminal) + seq.to_bytes(8, "big")
+
+
+@functools.lru_cache(maxsize=65536)
+def _nonce_prefix(terminal: str) -> bytes:
+    return hashlib.sha256(b"satgw-nonce" + terminal.encode("ascii")).digest()[:4]
+
+
+@functools.lru_cache(maxsize=65536)
+def _cipher(key: bytes) -> ChaCha20Poly1305:
+    # Building the cipher costs about as much as opening a short message; keys repeat per terminal.
+    return ChaCha20Poly1305(key)
 
 
 class Verdict(enum.Enum):
