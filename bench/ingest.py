@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,35 @@ async def run_bench(settings: Settings, *, messages: int, runs: int, as_json: bo
         _say(
             f"the machine is {busy:.0f} % busy before the bench starts (100 = one core): figures will be low and noisy"
         )
-    with tempfile.TemporaryDirectory(prefix="satgw-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="satgw-bench-") as tmp, _stop_on_sigterm():
         async with _broker(settings, Path(tmp)) as broker, Redis.from_url(settings.redis_url) as redis:
             samples = await _measure(settings, broker, redis, workload, Path(tmp), runs, quiet=as_json)
     report = _report(samples, workload=workload, runs=runs, broker=broker)
     report["machine_busy_before_percent"] = busy
     print(json.dumps(report) if as_json else _table(report))
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into cancellation (as asyncio does for Ctrl-C), so every process and key is cleaned up."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    stopped = []
+
+    def stop() -> None:
+        stopped.append(signal.SIGTERM)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if stopped:
+            raise BenchError("stopped by SIGTERM; its processes and keys are cleaned up") from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 @contextlib.asynccontextmanager
