@@ -8,7 +8,6 @@ as no relay runs), for the naive bridge the XLEN of its one stream.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from redis.asyncio import Redis
 from bench.procs import Child
 from bench.publisher import discard_session
 from bench.workload import Workload
-from gateway.config import Settings
 from gateway.exceptions import GatewayError
 from gateway.mqtt import BrokerAddress
 from gateway.names import Keys, Topics
@@ -131,7 +129,7 @@ class Satgw(_Base):
             SATGW_TOPIC_PREFIX=self.prefix,
             SATGW_NODE=self.node,
             SATGW_HTTP="127.0.0.1:0",
-            SATGW_ROLES=_ingest_only(),
+            SATGW_ROLES="ingest",
         )
         if self._config is not None:
             env["SATGW_CONFIG"] = str(self._config)
@@ -177,20 +175,6 @@ class Naive(_Base):
         await self._delete_keys()
         if not broker_is_private:
             await self._discard_sessions([self.client_id])
-
-
-@functools.cache
-def _ingest_only() -> str:
-    """``SATGW_ROLES`` for ingest only, in the documented form if this gateway's settings parse it.
-
-    pydantic-settings JSON-decodes set-typed fields from the environment unless the field says otherwise,
-    so some versions of gateway.config take only ``["ingest"]``; the bench must run against either.
-    """
-    for value in ("ingest", '["ingest"]'):
-        with _environ(SATGW_ROLES=value), contextlib.suppress(ValueError):  # SettingsError, ValidationError
-            if Settings().roles == {"ingest"}:
-                return value
-    raise BenchError("gateway.config.Settings parses neither SATGW_ROLES=ingest nor SATGW_ROLES='[\"ingest\"]'")
 
 
 @contextlib.contextmanager
