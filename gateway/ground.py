@@ -107,6 +107,9 @@ class Ground:
                     delay = _RETRY_S
                     await self._drain(publisher)
             except TransientError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # a failure raced our cancellation: stop anyway
+                    raise asyncio.CancelledError from exc
                 self._log.warning("ground publisher waits %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

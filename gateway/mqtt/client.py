@@ -128,10 +128,12 @@ class MqttClient:
         self._waiting: collections.deque[tuple[str, bytes, int, bool, asyncio.Future[None]]] = collections.deque()
         self._client: Any = None
         self.reconnects = 0
+        self._closing = False
 
     async def __aenter__(self) -> Self:
         if self._client is not None:
             raise RuntimeError(f"MQTT client {self._client_id} is already connected; it is not re-entrant")
+        self._closing = False
         self._client = self._new_client()
         try:
             await self._client.connect(self._address.host, self._address.port, ssl=self._address.tls, keepalive=30)
@@ -147,6 +149,7 @@ class MqttClient:
     ) -> None:
         client, self._client = self._client, None
         if client is not None:
+            self._closing = True
             await client.disconnect()
 
     def _new_client(self) -> Any:
@@ -227,6 +230,8 @@ class MqttClient:
         return _PUBACK_SUCCESS
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        if self._closing:
+            return
         self.reconnects += 1
         self._log.warning("mqtt %s disconnected (%s); gmqtt reconnects", self._client_id, exc)
 

@@ -98,7 +98,8 @@ class ExactlyOncePublisher:
 
     async def _connect(self) -> None:
         a = self._address
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(a.host, a.port, ssl=a.tls or None), 5)
+        async with asyncio.timeout(5):
+            reader, writer = await asyncio.open_connection(a.host, a.port, ssl=a.tls or None)
         self._reader, self._writer = reader, writer
         writer.write(
             packets.connect(
@@ -110,7 +111,8 @@ class ExactlyOncePublisher:
                 password=a.password,
             )
         )
-        kind, body = await asyncio.wait_for(self._read_packet(), 5)
+        async with asyncio.timeout(5):
+            kind, body = await self._read_packet()
         connack = packets.parse_connack(body)
         if kind != packets.CONNACK or connack.reason >= 0x80:
             raise ValueError(f"broker refused the connection (packet {kind}, reason {connack.reason:#x})")
@@ -172,7 +174,10 @@ class ExactlyOncePublisher:
 
     async def _wait(self, futures: list[asyncio.Future[int]]) -> list[int]:
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), _ACK_TIMEOUT_S))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can turn a cancellation into the inner
+            # future's error when both happen at once, and the caller then never stops.
+            async with asyncio.timeout(_ACK_TIMEOUT_S):
+                return list(await asyncio.gather(*futures))
         except TimeoutError as exc:
             raise BrokerUnavailable(f"{self._client_id}: no acknowledgement within {_ACK_TIMEOUT_S}s") from exc
 

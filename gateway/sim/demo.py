@@ -16,10 +16,12 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
+
 from gateway.config import GatewayConfig, Settings
 from gateway.credentials import Credentials
 from gateway.mqtt import MqttClient
-from gateway.names import Topics
+from gateway.names import Keys, Topics
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
@@ -59,12 +61,14 @@ async def run_demo(settings: Settings, config: GatewayConfig, *, terminals: int,
     print(f"satgw demo: {terminals} terminals, {rate:.0f} msg/s for {duration:.0f} s, prefix {prefix}")
     print(f"  redis {settings.redis_url}  mqtt {settings.mqtt_url}  links: {', '.join(p.name for p in config.links)}")
     tally = _Tally()
-    async with Gateway(settings=settings, config=config) as gateway:
-        try:
-            await _drive(gateway, settings, tally, terminals=terminals, duration=duration, rate=rate)
-        finally:
-            tally.counters = gateway.counters.snapshot()
-            await _remove_keys(gateway)
+    try:
+        async with Gateway(settings=settings, config=config) as gateway:
+            try:
+                await _drive(gateway, settings, tally, terminals=terminals, duration=duration, rate=rate)
+            finally:
+                tally.counters = gateway.counters.snapshot()
+    finally:  # after the gateway has stopped, so nothing it runs trips over the missing keys
+        await _remove_keys(settings)
     return _report(tally)
 
 
@@ -204,8 +208,10 @@ def _rejected_in(tally: _Tally, priority: Priority) -> int:
     return sum(1 for i in tally.rejected_ids if i in tally.published and tally.published[i][0] is priority)
 
 
-async def _remove_keys(gateway: Gateway) -> None:
+async def _remove_keys(settings: Settings) -> None:
+    pattern = Keys(settings.topic_prefix).pattern
     with contextlib.suppress(Exception):
-        keys = [k async for k in gateway.redis.scan_iter(match=gateway.keys.pattern, count=1000)]
-        if keys:
-            await gateway.redis.delete(*keys)
+        async with Redis.from_url(settings.redis_url) as redis:
+            keys = [k async for k in redis.scan_iter(match=pattern, count=1000)]
+            if keys:
+                await redis.delete(*keys)
