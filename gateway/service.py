@@ -185,7 +185,7 @@ class Gateway:
             )
             client.route(topic_filter, lane.handle)
             await self._connect(client)
-            client.subscribe(topic_filter, qos=1)
+            await client.subscribe(topic_filter, qos=1)  # serving means subscribed
             self.inbound.append(client)
 
     async def _start_http(self) -> None:

@@ -99,10 +99,10 @@ class Observer:
         client.route(f"{self.topics.prefix}/delivered/+", self._on_delivered)
         client.route(f"{self.topics.prefix}/down/+", self._on_receipt)
 
-    def subscribe(self, client: MqttClient) -> None:
-        """Subscribe ``client`` to the delivered and down topics."""
-        client.subscribe(f"{self.topics.prefix}/delivered/+", qos=1)
-        client.subscribe(f"{self.topics.prefix}/down/+", qos=1)
+    async def subscribe(self, client: MqttClient) -> None:
+        """Subscribe ``client`` to the delivered and down topics and wait for the broker's SUBACKs."""
+        await client.subscribe(f"{self.topics.prefix}/delivered/+", qos=1)
+        await client.subscribe(f"{self.topics.prefix}/down/+", qos=1)
 
     async def _on_delivered(self, topic: str, payload: bytes, dup: bool) -> None:
         self.delivered.append(json.loads(payload) | {"_seen_at": time.time()})
@@ -127,8 +127,7 @@ async def observing(settings: Settings) -> AsyncIterator[Observer]:
     client = MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-obs-{uuid.uuid4().hex[:6]}")
     observer.attach(client)
     async with client:
-        observer.subscribe(client)
-        await asyncio.sleep(0.1)  # let the SUBACK land before traffic starts
+        await observer.subscribe(client)
         yield observer
 
 

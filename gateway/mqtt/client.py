@@ -129,6 +129,7 @@ class MqttClient:
         self._client: Any = None
         self.reconnects = 0
         self._closing = False
+        self._subacks: dict[int, asyncio.Future[None]] = {}
 
     async def __aenter__(self) -> Self:
         if self._client is not None:
@@ -167,6 +168,7 @@ class MqttClient:
         client.reconnect_delay = 1
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         if self._address.username:
             client.set_auth_credentials(self._address.username, self._address.password)
         return client
@@ -179,9 +181,12 @@ class MqttClient:
         """
         self._handlers.append((_strip_share(topic_filter), handler))
 
-    def subscribe(self, topic_filter: str, *, qos: int = 1) -> None:
-        """Subscribe to ``topic_filter`` (routes must already be in place)."""
-        self._connected().subscribe(topic_filter, qos=qos)
+    def subscribe(self, topic_filter: str, *, qos: int = 1) -> asyncio.Future[None]:
+        """Subscribe to ``topic_filter`` (routes must already be in place); the future resolves on SUBACK."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mid = self._connected().subscribe(topic_filter, qos=qos)
+        self._subacks[int(mid)] = future
+        return future
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> asyncio.Future[None]:
         """Publish; the returned future resolves on PUBACK (at once for QoS 0)."""
@@ -228,6 +233,11 @@ class MqttClient:
         if handler is not None:
             await handler(topic, payload, bool(properties.get("dup")))
         return _PUBACK_SUCCESS
+
+    def _on_subscribe(self, client: Any, mid: int, qos: Any, properties: Any) -> None:
+        future = self._subacks.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
         if self._closing:

@@ -82,8 +82,8 @@ async def _drive(
     observer = MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-observer")
     _observe(observer, gateway.topics, tally)
     async with observer, MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-terminals") as pub:
-        observer.subscribe(f"{gateway.topics.prefix}/delivered/+", qos=1)
-        observer.subscribe(f"{gateway.topics.prefix}/down/+", qos=1)
+        await observer.subscribe(f"{gateway.topics.prefix}/delivered/+", qos=1)
+        await observer.subscribe(f"{gateway.topics.prefix}/down/+", qos=1)
         view = asyncio.create_task(_live_view(gateway, tally), name="satgw.demo.view")
         await _traffic(pub, sims, tally, duration=duration, rate=rate)
         await _settle(tally)

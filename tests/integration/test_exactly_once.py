@@ -29,8 +29,7 @@ async def _received(topic: str) -> AsyncIterator[list[bytes]]:
     client = MqttClient(url=MQTT_URL, client_id=f"sub-{uuid.uuid4().hex[:8]}")
     client.route(topic, collect)
     async with client:
-        client.subscribe(topic, qos=2)
-        await asyncio.sleep(0.1)
+        await client.subscribe(topic, qos=2)
         yield got
 
 
