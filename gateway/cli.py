@@ -150,7 +150,7 @@ async def _demo(args: argparse.Namespace) -> int:
     return await run_demo(settings, gateway_config, terminals=args.terminals, duration=args.duration, rate=args.rate)
 
 
-async def _registry(settings: config.Settings) -> tuple[Redis, Registry]:
+def _registry(settings: config.Settings) -> tuple[Redis, Registry]:
     redis = Redis.from_url(settings.redis_url)
     return redis, Registry(redis=redis, keys=Keys(settings.topic_prefix))
 
@@ -160,7 +160,7 @@ async def _terminal_add(args: argparse.Namespace) -> int:
     creds = Credentials(terminal=args.id, key=new_key(), mqtt_url=settings.mqtt_url, topic_prefix=settings.topic_prefix)
     if args.out:
         creds.save(args.out)  # first: a file we cannot write must not leave a terminal whose key nobody has
-    redis, registry = await _registry(settings)
+    redis, registry = _registry(settings)
     try:
         async with redis:
             await registry.add(args.id, key=creds.key)
@@ -174,7 +174,7 @@ async def _terminal_add(args: argparse.Namespace) -> int:
 
 async def _terminal_list(args: argparse.Namespace) -> int:
     settings, _ = config.load()
-    redis, registry = await _registry(settings)
+    redis, registry = _registry(settings)
     async with redis:
         records = await registry.list()
     for r in records:
@@ -184,7 +184,7 @@ async def _terminal_list(args: argparse.Namespace) -> int:
 
 async def _terminal_revoke(args: argparse.Namespace) -> int:
     settings, _ = config.load()
-    redis, registry = await _registry(settings)
+    redis, registry = _registry(settings)
     async with redis:
         await registry.revoke(args.id)
     print(f"terminal {args.id} revoked")

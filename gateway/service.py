@@ -75,6 +75,8 @@ class Gateway:
         self.settings, self.config = settings, config
         self.keys, self.topics = Keys(settings.topic_prefix), Topics(settings.topic_prefix)
         self.counters = Counters()
+        self.backlog = Backlog()
+        """Entries this process holds for retry (shared by its relays)."""
         self._clock: Clock = clock or RealClock()
         self._log = logger or logging.getLogger("satgw")
         self._stack = contextlib.AsyncExitStack()
@@ -153,13 +155,6 @@ class Gateway:
             )
             self.relays.append(relay)
             self._spawn(relay.run(), f"relay[{link.name}]")
-
-    @property
-    def backlog(self) -> Backlog:
-        """Entries this process holds for retry (shared by its relays)."""
-        if not hasattr(self, "_backlog"):
-            self._backlog = Backlog()
-        return self._backlog
 
     async def _start_ingest(self) -> None:
         s, node = self.settings, self.settings.node
