@@ -1,7 +1,7 @@
 """Uplink messages → queue: open the seal, validate, dedup, classify, XADD, then PUBACK and receipt.
 
-Each MQTT message waits in :meth:`Lane.handle` until the batch holding it is in
-Redis (its PUBACK goes out when ``handle`` returns). A flusher task takes
+Each MQTT message waits in the lane's buffer until the batch holding it is in
+Redis; only then is it acknowledged (PUBACK). A flusher task takes
 whatever has gathered — up to ``max_batch`` — and persists it in one round trip,
 so batches grow with load and a lone message is never held back.
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gateway.counters import Counters
 from gateway.exceptions import MessageRejected, TransientError
+from gateway.mqtt import Inbound
 from gateway.names import Topics
 from gateway.queue import Accepted, EnqueueOutcome, Queue
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
@@ -41,14 +42,11 @@ def message_id(terminal: str, seq: int) -> str:
 
 @dataclass(slots=True)
 class _Inbound:
-    topic: str
-    payload: bytes
+    mqtt: Inbound
+    """Its ``dup`` flag means the broker re-delivers it: a duplicate is then our own unacked message, not a replay."""
     received_at: float
-    done: asyncio.Future[None]
     header: Header | None = None
     message: Message | None = None
-    dup: bool = False
-    """The broker re-delivers it (MQTT DUP flag): a duplicate is then our own unacked message, not a replay."""
     sender: str | None = None
     """The terminal named by the topic: the broker's ACL vouches for it, so receipts go there."""
 
@@ -103,12 +101,10 @@ class Lane:
         self._buffer: list[_Inbound] = []
         self._wakeup = asyncio.Event()
 
-    async def handle(self, topic: str, payload: bytes, dup: bool = False) -> None:
-        """Take one MQTT message; return once it is durable in Redis or rejected for good."""
-        item = _Inbound(topic, payload, self._clock(), asyncio.get_running_loop().create_future(), dup=dup)
-        self._buffer.append(item)
+    def handle(self, message: Inbound) -> None:
+        """Take one MQTT message; it is acknowledged once durable in Redis or rejected for good."""
+        self._buffer.append(_Inbound(message, self._clock()))
         self._wakeup.set()
-        await item.done
 
     @property
     def backlog(self) -> int:
@@ -144,7 +140,7 @@ class Lane:
         outcomes = await self._queue.enqueue([self._accepted(i) for i in batch.items]) if batch.items else []
         self._counters.add(f"ingest.batch.{_size_bucket(len(items))}")
         for item in items:
-            item.done.set_result(None)  # PUBACK: everything in this batch is now durable or refused
+            item.mqtt.ack()  # PUBACK: everything in this batch is now durable or refused
         self._report(batch, outcomes)
 
     def _screen(self, item: _Inbound, batch: _Batch) -> None:
@@ -157,20 +153,20 @@ class Lane:
         except MessageRejected as exc:
             batch.rejected.append((item, exc))
         except Exception as exc:  # a decoder bug must cost one message, never the lane
-            self._log.exception("ingest %s: unexpected error screening %s", self.name, item.topic)
+            self._log.exception("ingest %s: unexpected error screening %s", self.name, item.mqtt.topic)
             batch.rejected.append((item, MessageRejected(Reason.MALFORMED, f"unreadable ({type(exc).__name__})")))
 
     def _check_header(self, item: _Inbound) -> Header:
-        parsed = self._topics.parse_up(item.topic)
+        parsed = self._topics.parse_up(item.mqtt.topic)
         if parsed is None:
-            raise MessageRejected(Reason.TOPIC_MISMATCH, f"{item.topic!r} is not an uplink topic")
+            raise MessageRejected(Reason.TOPIC_MISMATCH, f"{item.mqtt.topic!r} is not an uplink topic")
         terminal, on_sos_topic = parsed
         item.sender = terminal
-        header = peek_header(item.payload)
+        header = peek_header(item.mqtt.payload)
         if header.terminal != terminal:
             raise _rejected(header, Reason.TOPIC_MISMATCH, f"sealed for {header.terminal}, published on {terminal}")
         if on_sos_topic != (header.priority is Priority.DISTRESS) or on_sos_topic != self._distress:
-            raise _rejected(header, Reason.TOPIC_MISMATCH, f"class {header.priority.label} on topic {item.topic}")
+            raise _rejected(header, Reason.TOPIC_MISMATCH, f"class {header.priority.label} on topic {item.mqtt.topic}")
         return header
 
     async def _open(self, batch: _Batch) -> None:
@@ -206,7 +202,7 @@ class Lane:
         if record.revoked_at is not None:
             raise _rejected(header, Reason.REVOKED_TERMINAL, f"terminal {header.terminal} was revoked")
         try:
-            return open_sealed(item.payload, record.key, header)
+            return open_sealed(item.mqtt.payload, record.key, header)
         except DecodeError as exc:
             raise _rejected(header, exc.reason, exc.detail) from None
 
@@ -228,7 +224,7 @@ class Lane:
         for item, outcome in zip(batch.items, outcomes, strict=True):
             if outcome is EnqueueOutcome.QUEUED:
                 self._report_accepted(item)
-            elif item.dup and outcome is EnqueueOutcome.DUPLICATE:
+            elif item.mqtt.dup and outcome is EnqueueOutcome.DUPLICATE:
                 self._counters.add("ingest.redelivered")  # persisted before a crash or reconnect; PUBACK again
             else:
                 self._report_rejected(item, _rejected(item.header, Reason.REPLAY, f"seq already used ({outcome.name})"))
@@ -245,7 +241,7 @@ class Lane:
 
     def _report_rejected(self, item: _Inbound, exc: MessageRejected) -> None:
         self._counters.add(f"rejected.{exc.reason.value}")
-        self._log.info("rejected %s on %s: %s", exc.reason.value, item.topic, exc.detail)
+        self._log.info("rejected %s on %s: %s", exc.reason.value, item.mqtt.topic, exc.detail)
         # Without a readable header we cannot know whether the terminal wants receipts: tell it anyway.
         if item.sender is not None and (item.header is None or item.header.receipt):
             receipt = Receipt(ReceiptKind.REJECTED, item.sender, exc.seq, reason=exc.reason.value, detail=exc.detail)

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from gateway.config import GatewayConfig, Settings
 from gateway.credentials import Credentials
 from gateway.links.geo import GeoProfile
-from gateway.mqtt import MqttClient
+from gateway.mqtt import Inbound, MqttClient
 from gateway.names import Keys, Topics
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
@@ -104,12 +104,14 @@ class Observer:
         await client.subscribe(f"{self.topics.prefix}/delivered/+", qos=1)
         await client.subscribe(f"{self.topics.prefix}/down/+", qos=1)
 
-    async def _on_delivered(self, topic: str, payload: bytes, dup: bool) -> None:
-        self.delivered.append(json.loads(payload) | {"_seen_at": time.time()})
+    def _on_delivered(self, message: Inbound) -> None:
+        self.delivered.append(json.loads(message.payload) | {"_seen_at": time.time()})
+        message.ack()
 
-    async def _on_receipt(self, topic: str, payload: bytes, dup: bool) -> None:
-        receipt = json.loads(payload)
+    def _on_receipt(self, message: Inbound) -> None:
+        receipt = json.loads(message.payload)
         self.receipts[receipt["terminal"]].append(receipt)
+        message.ack()
 
     def receipts_of(self, terminal: str, seq: int) -> list[str]:
         """The receipt kinds seen for one message, in arrival order."""

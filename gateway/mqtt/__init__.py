@@ -5,7 +5,7 @@
 ground segment makes durable, so a delivery survives kill -9 without repeating.
 """
 
-from gateway.mqtt.client import BrokerAddress, InboundHandler, MqttClient
+from gateway.mqtt.client import BrokerAddress, Inbound, InboundHandler, MqttClient
 from gateway.mqtt.exactly_once import ExactlyOncePublisher
 
-__all__ = ["BrokerAddress", "ExactlyOncePublisher", "InboundHandler", "MqttClient"]
+__all__ = ["BrokerAddress", "ExactlyOncePublisher", "Inbound", "InboundHandler", "MqttClient"]

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from gateway.config import GatewayConfig, Settings
 from gateway.credentials import Credentials
-from gateway.mqtt import MqttClient
+from gateway.mqtt import Inbound, MqttClient
 from gateway.names import Keys, Topics
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
@@ -101,11 +101,13 @@ async def _provision(registry: Registry, settings: Settings, topics: Topics, ind
 
 
 def _observe(observer: MqttClient, topics: Topics, tally: _Tally) -> None:
-    async def on_delivered(topic: str, payload: bytes, dup: bool) -> None:
-        tally.delivered.setdefault(json.loads(payload)["id"], time.time())
+    def on_delivered(message: Inbound) -> None:
+        tally.delivered.setdefault(json.loads(message.payload)["id"], time.time())
+        message.ack()
 
-    async def on_receipt(topic: str, payload: bytes, dup: bool) -> None:
-        receipt = json.loads(payload)
+    def on_receipt(message: Inbound) -> None:
+        message.ack()
+        receipt = json.loads(message.payload)
         tally.receipts[receipt["receipt"]] += 1
         if receipt["receipt"] == "rejected" and receipt.get("seq") is not None:
             tally.rejected_ids.add(f"{receipt['terminal']}:{receipt['seq']}")

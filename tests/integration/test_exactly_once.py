@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.mqtt import ExactlyOncePublisher, MqttClient, packets
+from gateway.mqtt import ExactlyOncePublisher, Inbound, MqttClient, packets
 from tests.harness import MQTT_URL, eventually
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,9 @@ def _topic() -> str:
 async def _received(topic: str) -> AsyncIterator[list[bytes]]:
     got: list[bytes] = []
 
-    async def collect(_topic: str, payload: bytes, _dup: bool) -> None:
-        got.append(payload)
+    def collect(message: Inbound) -> None:
+        got.append(message.payload)
+        message.ack()
 
     client = MqttClient(url=MQTT_URL, client_id=f"sub-{uuid.uuid4().hex[:8]}")
     client.route(topic, collect)
