@@ -99,6 +99,7 @@ class Lane:
         self._clock = clock
         self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
         self._buffer: list[_Inbound] = []
+        self._in_flight = 0
         self._wakeup = asyncio.Event()
 
     def handle(self, message: Inbound) -> None:
@@ -109,39 +110,64 @@ class Lane:
     @property
     def backlog(self) -> int:
         """Messages received but not yet persisted or rejected."""
-        return len(self._buffer)
+        return len(self._buffer) + self._in_flight
 
     async def run(self) -> None:
-        """Persist batches until cancelled; a batch that meets a Redis outage is retried, never dropped."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._buffer:
-                batch, self._buffer = self._buffer[: self._max_batch], self._buffer[self._max_batch :]
-                await self._persist_with_retry(batch)
+        """Persist batches until cancelled; a batch that meets a Redis outage is retried, never dropped.
 
-    async def _persist_with_retry(self, items: list[_Inbound]) -> None:
+        Two batches overlap: while one waits for Redis, the next is opened and validated. Each
+        batch acknowledges only after the one before it, so PUBACKs keep the arrival order.
+        """
+        previous: asyncio.Task[None] | None = None
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                if not self._buffer:
+                    await self._wakeup.wait()
+                    self._wakeup.clear()
+                    continue
+                batch, self._buffer = self._buffer[: self._max_batch], self._buffer[self._max_batch :]
+                current = asyncio.create_task(self._persist_with_retry(batch, previous), name=f"ingest[{self.name}]")
+                tasks.add(current)
+                current.add_done_callback(tasks.discard)
+                if previous is not None:
+                    await previous
+                previous = current
+        finally:
+            for task in tasks:
+                task.cancel()  # unacknowledged messages: the broker sends them again
+
+    async def _persist_with_retry(self, items: list[_Inbound], previous: asyncio.Task[None] | None) -> None:
+        self._in_flight += len(items)
+        try:
+            batch, outcomes = await self._persist_retrying(items)
+            if previous is not None:
+                await asyncio.shield(previous)  # its PUBACKs go first; a cancel here must not cancel it
+            self._counters.add(f"ingest.batch.{_size_bucket(len(items))}")
+            for item in items:
+                item.mqtt.ack()  # PUBACK: everything in this batch is now durable or refused
+            self._report(batch, outcomes)
+        finally:
+            self._in_flight -= len(items)
+
+    async def _persist_retrying(self, items: list[_Inbound]) -> tuple[_Batch, list[EnqueueOutcome]]:
         delay = _RETRY_FIRST_S
         while True:
             try:
-                await self._persist(items)
-                return
+                return await self._persist(items)
             except TransientError as exc:
                 self._counters.add("ingest.redis_retries")
                 self._log.warning("ingest %s: %d messages wait for Redis: %s", self.name, len(items), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
 
-    async def _persist(self, items: list[_Inbound]) -> None:
+    async def _persist(self, items: list[_Inbound]) -> tuple[_Batch, list[EnqueueOutcome]]:
         batch = _Batch(items=[])
         for item in items:
             self._screen(item, batch)
         await self._open(batch)
         outcomes = await self._queue.enqueue([self._accepted(i) for i in batch.items]) if batch.items else []
-        self._counters.add(f"ingest.batch.{_size_bucket(len(items))}")
-        for item in items:
-            item.mqtt.ack()  # PUBACK: everything in this batch is now durable or refused
-        self._report(batch, outcomes)
+        return batch, outcomes
 
     def _screen(self, item: _Inbound, batch: _Batch) -> None:
         """Checks that need no key: topic, header, class-versus-topic."""

@@ -31,6 +31,7 @@ from gateway.exceptions import BrokerUnavailable, ConfigError
 __all__ = ["BrokerAddress", "Inbound", "InboundHandler", "MqttClient"]
 
 _SESSION_KEEP_S = 7 * 24 * 3600
+_ROUTE_CACHE_SIZE = 100_000
 _PUBACK, _PUBREC = 0x40, 0x50
 _ACK = struct.Struct("!BBH")  # MQTT 5 ack with reason 0 and no properties: type, length 2, packet id
 
@@ -168,6 +169,7 @@ class MqttClient:
         self._receive_maximum = receive_maximum
         self._log = logger or logging.getLogger("satgw.mqtt")
         self._handlers: list[tuple[str, InboundHandler]] = []
+        self._routes: dict[str, InboundHandler | None] = {}
         self._tracker = _AckTracker(on_free=self._send_waiting)
         # Publishes beyond the broker's receive maximum wait here, in order, for a free packet id.
         self._waiting: collections.deque[tuple[str, bytes, int, bool, asyncio.Future[None]]] = collections.deque()
@@ -226,6 +228,7 @@ class MqttClient:
         right after CONNACK, before any subscribe call returns.
         """
         self._handlers.append((_strip_share(topic_filter), handler))
+        self._routes.clear()
 
     def subscribe(self, topic_filter: str, *, qos: int = 1) -> asyncio.Future[None]:
         """Subscribe to ``topic_filter`` (routes must already be in place); the future resolves on SUBACK."""
@@ -301,10 +304,16 @@ class MqttClient:
         self._log.warning("mqtt %s disconnected (%s); gmqtt reconnects", self._client_id, exc)
 
     def _route(self, topic: str) -> InboundHandler | None:
-        for topic_filter, handler in self._handlers:
-            if _matches(topic_filter, topic):
-                return handler
-        return None
+        # Every terminal has its own topic, so the cache saves matching once per message.
+        try:
+            return self._routes[topic]
+        except KeyError:
+            pass
+        if len(self._routes) >= _ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        found = next((h for f, h in self._handlers if _matches(f, topic)), None)
+        self._routes[topic] = found
+        return found
 
 
 _OnPublish = Callable[[str, bytes, int, "int | None", bool], None]
