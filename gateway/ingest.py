@@ -22,6 +22,7 @@ from gateway.exceptions import MessageRejected, TransientError
 from gateway.mqtt import Inbound
 from gateway.names import Topics
 from gateway.queue import Accepted, EnqueueOutcome, Queue
+from gateway.quotas import Quotas
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from gateway.terminals import KeyCache, TerminalRecord
 from protocols.envelope import Message, Priority
@@ -69,6 +70,7 @@ class Lane:
         receipts: where receipts go.
         counters: this process's counters.
         max_batch: the largest batch persisted in one round trip.
+        quotas: per-terminal quotas, checked once a message is authenticated; None for none.
         clock: wall-clock time source (Unix seconds).
     """
 
@@ -83,6 +85,7 @@ class Lane:
         receipts: ReceiptSink,
         counters: Counters,
         max_batch: int = 500,
+        quotas: Quotas | None = None,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -96,6 +99,7 @@ class Lane:
         self._receipts = receipts
         self._counters = counters
         self._max_batch = max_batch
+        self._quotas = quotas
         self._clock = clock
         self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
         self._buffer: list[_Inbound] = []
@@ -228,9 +232,13 @@ class Lane:
         if record.revoked_at is not None:
             raise _rejected(header, Reason.REVOKED_TERMINAL, f"terminal {header.terminal} was revoked")
         try:
-            return open_sealed(item.mqtt.payload, record.key, header)
+            message = open_sealed(item.mqtt.payload, record.key, header)
         except DecodeError as exc:
             raise _rejected(header, exc.reason, exc.detail) from None
+        over = self._quotas.take(message.terminal, message.priority) if self._quotas and not item.mqtt.dup else None
+        if over is not None:
+            raise _rejected(header, Reason.QUOTA_EXCEEDED, f"{message.terminal} is over its {over}")
+        return message
 
     def _accepted(self, item: _Inbound) -> Accepted:
         message = item.message
@@ -253,6 +261,8 @@ class Lane:
             elif item.mqtt.dup and outcome is EnqueueOutcome.DUPLICATE:
                 self._counters.add("ingest.redelivered")  # persisted before a crash or reconnect; PUBACK again
             else:
+                if self._quotas is not None and item.message is not None:
+                    self._quotas.refund(item.message.terminal, item.message.priority)  # a replay cost the link nothing
                 self._report_rejected(item, _rejected(item.header, Reason.REPLAY, f"seq already used ({outcome.name})"))
         for item, exc in batch.rejected:
             self._report_rejected(item, exc)

@@ -27,6 +27,7 @@ class Reason(enum.StrEnum):
     BAD_SEAL = "bad_seal"
     REPLAY = "replay"
     TOPIC_MISMATCH = "topic_mismatch"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 class DecodeError(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,9 +14,11 @@ from gateway.ingest import Lane
 from gateway.mqtt import Inbound
 from gateway.names import Keys, Topics
 from gateway.queue import Queue
+from gateway.quotas import Quota, Quotas
 from gateway.receipts import Receipt
 from gateway.sim.terminal import SimTerminal
 from gateway.terminals import KeyCache, Registry
+from protocols.envelope import Priority
 from tests.harness import eventually
 
 pytestmark = pytest.mark.integration
@@ -39,8 +42,7 @@ class _Receipts:
         self.sent.append(receipt)
 
 
-@pytest.fixture(name="lane_parts")
-async def _lane_parts(redis: Redis, keys: Keys, topics: Topics) -> tuple[Lane, list[SimTerminal]]:
+async def _lane(redis: Redis, keys: Keys, topics: Topics, **options: Any) -> tuple[Lane, list[SimTerminal]]:
     registry = Registry(redis=redis, keys=keys)
     sims = []
     for i in range(5):
@@ -55,11 +57,16 @@ async def _lane_parts(redis: Redis, keys: Keys, topics: Topics) -> tuple[Lane, l
         queue=queue,
         keys=KeyCache(registry=registry),
         topics=topics,
-        receipts=_Receipts(),
+        receipts=options.pop("receipts", _Receipts()),
         counters=Counters(),
-        max_batch=40,
+        **({"max_batch": 40} | options),
     )
     return lane, sims
+
+
+@pytest.fixture(name="lane_parts")
+async def _lane_parts(redis: Redis, keys: Keys, topics: Topics) -> tuple[Lane, list[SimTerminal]]:
+    return await _lane(redis, keys, topics)
 
 
 async def test_overlapping_batches_ack_in_arrival_order(
@@ -81,5 +88,33 @@ async def test_overlapping_batches_ack_in_arrival_order(
         assert log.acked == sent
         assert lane.backlog == 0
         assert sum([await redis.xlen(stream) for stream in keys.streams()]) == 1000
+    finally:
+        runner.cancel()
+
+
+async def test_quota_refuses_with_a_receipt_and_a_replay_costs_nothing(
+    redis: Redis, keys: Keys, topics: Topics
+) -> None:
+    """Past its routine burst a terminal gets quota_exceeded receipts naming the quota; a replay does not spend it."""
+    receipts = _Receipts()
+    quotas = Quotas(limits={Priority.ROUTINE: Quota(count=1, period_s=3600, burst=3)})
+    lane, sims = await _lane(redis, keys, topics, quotas=quotas, receipts=receipts)
+    sim, log = sims[0], _AckLog()
+    runner = asyncio.create_task(lane.run(), name="test.lane")
+    try:
+        first = sim.message(text="one", receipt=True)
+        for message in [first, first]:
+            lane.handle(Inbound(*sim.wire(message), False, b"x", log))
+        await eventually(lambda: len(log.acked) == 2, what="the first batch")
+        for i in range(3):
+            lane.handle(Inbound(*sim.wire(sim.message(text=f"m{i}", receipt=True)), False, b"x", log))
+        await eventually(lambda: len(log.acked) == 5, what="the second batch")
+        kinds = [(r.kind.value, r.reason) for r in receipts.sent]
+        assert kinds.count(("accepted", None)) == 3  # first, then two of three: the replay was refunded
+        assert ("rejected", "replay") in kinds
+        assert ("rejected", "quota_exceeded") in kinds
+        assert "routine quota 1 per 3600 s (burst 3)" in next(
+            r.detail or "" for r in receipts.sent if r.reason == "quota_exceeded"
+        )
     finally:
         runner.cancel()
