@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.ceilings import Ceilings
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Clock, Feedback, FeedbackCode, Link
@@ -95,6 +96,7 @@ class Relay:
         pack_max: at most this many messages in one frame.
         max_in_flight: transmissions under way at once on this link.
         max_attempts: lost transmissions before a non-distress message is dead-lettered.
+        ceilings: the share of the link each class may use (distress has no ceiling); None for none.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class Relay:
         pack_max: int = 32,
         max_in_flight: int = 64,
         max_attempts: int = 8,
+        ceilings: Ceilings | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         if not 1 <= pack_max <= MAX_RECORDS:
@@ -124,6 +127,7 @@ class Relay:
         self._pack_max = pack_max
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_attempts = max_attempts
+        self._ceilings = ceilings
         self._log = logger or logging.getLogger(f"satgw.relay.{link.name}")
         self._frame_seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -169,6 +173,8 @@ class Relay:
         if not batch:
             self._slots.release()
             return
+        if self._ceilings is not None:  # a lost frame used the link's capacity too
+            self._ceilings.record(self._clock.now(), [Priority(h.priority) for h in batch])
         task = asyncio.create_task(self._transmit(batch), name=f"satgw.relay[{self._link.name}].tx")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -181,8 +187,9 @@ class Relay:
 
     async def _next_batch(self) -> list[_Held]:
         routine_wait = self._link.ready_in(Priority.ROUTINE)
+        shares = self._ceilings.ceiling(self._clock.now()) if self._ceilings else Priority.ROUTINE
         # While ordinary traffic must wait out the interval, only distress (exempt) may go.
-        ceiling = Priority.DISTRESS if routine_wait > 0 else Priority.ROUTINE
+        ceiling = Priority.DISTRESS if routine_wait > 0 else shares
         block_s = min(routine_wait, _IDLE_BLOCK_S) if routine_wait > 0 else _IDLE_BLOCK_S
         first = await self._first(ceiling, block_s)
         if first is None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from redis.asyncio import Redis
 
+from gateway.ceilings import Ceilings, Shares
 from gateway.counters import Counters
 from gateway.links.base import Feedback, FeedbackCode
 from gateway.links.clock import RealClock
@@ -406,3 +407,23 @@ class TestSentAndStop:
         assert rig.receipts.kinds(only) == [ReceiptKind.SENT]
         assert rig.transmitted() == [only]
         assert await rig.in_queue() == 0
+
+
+class TestCeilings:
+    async def test_routine_keeps_to_its_share_while_safety_goes(self, redis: Redis, keys: Keys) -> None:
+        """With routine capped at 30 % of a 10-frame window, three routine frames go, then only safety and above."""
+        shares = Shares(shares={ROUTINE: 0.3}, window_s=10, aging_s=60)
+        ceilings = Ceilings(shares=shares, capacity_per_hour=3600)
+        rig = await make_rig(redis, keys, always(SENT), pack_max=1, ceilings=ceilings)
+        await rig.enqueue(*(accepted() for _ in range(10)))
+        async with relaying(rig.relay):
+            await until(lambda: _count(rig, "sent.routine", 3), what="three routine frames")
+            safety = await rig.enqueue(*(accepted(priority=SAFETY) for _ in range(3)))
+            await until(lambda: _count(rig, "sent.safety", 3), what="the safety frames")
+        assert rig.counters.get("sent.routine") == 3
+        assert set(safety) <= set(rig.transmitted())
+        assert await rig.in_queue() == 7
+
+
+async def _count(rig: Rig, counter: str, n: int) -> bool:
+    return rig.counters.get(counter) >= n
