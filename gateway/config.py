@@ -8,23 +8,25 @@ from __future__ import annotations
 import socket
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.exceptions import ConfigError
+from gateway.links.factory import LinkConfig
 from gateway.links.geo import GeoProfile
+from gateway.links.outages import OutagePlan, Window
+from gateway.links.profiles import CATALOGUE, DEFAULT_PROFILE, configure, lookup
 
 __all__ = ["DEFAULT_LINKS", "GatewayConfig", "Settings", "load", "load_file"]
 
 # A lab pool: two GEO-like links of ten cards, 1750-byte frames (BDS-3 RSMC size),
 # 50 ms card interval. Unrealistically generous on purpose, so a first try shows
-# traffic flowing (several thousand messages/s); see README for real profiles.
-DEFAULT_LINKS: tuple[GeoProfile, ...] = tuple(
-    GeoProfile(name=f"lab-geo-{i}", max_frame_bytes=1750, interval_s=0.05, cards=10, loss_rate=0.01) for i in (1, 2)
-)
+# traffic flowing (several thousand messages/s); gateway/links/profiles.py has the real profiles.
+DEFAULT_LINKS: tuple[LinkConfig, ...] = tuple(configure(DEFAULT_PROFILE, name=f"lab-geo-{i}") for i in (1, 2))
 
 
 class Settings(BaseSettings):
@@ -80,18 +82,60 @@ class _RelayFile(_Strict):
     max_attempts: int = Field(8, ge=1)
 
 
+class _OutageFile(_Strict):
+    start: float | datetime
+    """Unix seconds, or a TOML date-time with an offset."""
+    end: float | datetime
+
+
 class _LinkFile(_Strict):
-    type: str = "geo"
-    name: str
-    max_frame_bytes: int = Field(gt=0)
-    interval_s: float = Field(ge=0)
-    cards: int = Field(1, ge=1)
-    loss_rate: float = Field(0.0, ge=0, lt=1)
-    terminal_lat: float = Field(39.9, ge=-90, le=90)
-    terminal_lon: float = Field(116.4, ge=-180, le=180)
-    ground_lat: float = Field(39.9, ge=-90, le=90)
-    ground_lon: float = Field(116.4, ge=-180, le=180)
-    sat_lon: float = Field(110.5, ge=-180, le=180)
+    """One ``[[links]]`` table: a catalogue ``profile`` with overrides, or (without one) a custom GEO card pool."""
+
+    type: str | None = None
+    name: str = Field(min_length=1)
+    profile: str | None = None
+    max_frame_bytes: int | None = Field(None, gt=0)
+    interval_s: float | None = Field(None, ge=0)
+    cards: int | None = Field(None, ge=1)
+    loss_rate: float | None = Field(None, ge=0, lt=1)
+    terminal_lat: float | None = Field(None, ge=-90, le=90)
+    terminal_lon: float | None = Field(None, ge=-180, le=180)
+    ground_lat: float | None = Field(None, ge=-90, le=90)
+    ground_lon: float | None = Field(None, ge=-180, le=180)
+    sat_lon: float | None = Field(None, ge=-180, le=180)
+    elevation_deg: float | None = Field(None, gt=0, le=90)
+    outages: list[_OutageFile] | None = None
+    outage_rate_per_h: float | None = Field(None, ge=0)
+    outage_mean_s: float | None = Field(None, gt=0)
+    seed: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings this table gives, as link settings (outage keys folded into one plan)."""
+        given = self.model_dump(exclude_none=True, exclude={"type", "name", "profile", *_OUTAGE_KEYS})
+        if any(getattr(self, key) is not None for key in _OUTAGE_KEYS):
+            given["outages"] = self._outage_plan()
+        return given
+
+    def _outage_plan(self) -> OutagePlan:
+        windows = []
+        for i, window in enumerate(self.outages or ()):
+            try:
+                windows.append(Window(_seconds(window.start), _seconds(window.end)))
+            except ValueError as exc:
+                raise ValueError(f"outages[{i}]: {exc}") from None
+        plan: dict[str, Any] = {"rate_per_h": self.outage_rate_per_h, "mean_s": self.outage_mean_s}
+        return OutagePlan(windows=tuple(windows), seed=self.seed, **{k: v for k, v in plan.items() if v is not None})
+
+
+_OUTAGE_KEYS = ("outages", "outage_rate_per_h", "outage_mean_s")
+
+
+def _seconds(value: float | datetime) -> float:
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"date-time {value.isoformat()} needs a UTC offset (e.g. Z)")
+        return value.timestamp()
+    return float(value)
 
 
 class _File(_Strict):
@@ -105,7 +149,7 @@ class _File(_Strict):
 class GatewayConfig:
     """What the TOML file says (or the defaults): links and tuning."""
 
-    links: tuple[GeoProfile, ...] = DEFAULT_LINKS
+    links: tuple[LinkConfig, ...] = DEFAULT_LINKS
     max_batch: int = 500
     receive_maximum: int = 1000
     max_deliveries: int = 5
@@ -120,22 +164,20 @@ def load_file(path: Path | None) -> GatewayConfig:
     if path is None:
         return GatewayConfig()
     try:
-        data = _File.model_validate(tomllib.loads(path.read_text()))
+        raw = tomllib.loads(path.read_text())
+        data = _File.model_validate(raw)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except ValidationError as exc:
-        raise ConfigError(f"config {path}: {_first_error(exc)}") from None
+        raise ConfigError(f"config {path}: {_first_error(exc, raw)}") from None
     return _to_config(data)
 
 
 def _to_config(data: _File) -> GatewayConfig:
-    for link in data.links:
-        if link.type != "geo":
-            raise ConfigError(f"link {link.name}: type {link.type!r} is not supported (supported: geo)")
     names = [link.name for link in data.links]
     if len(set(names)) != len(names):
         raise ConfigError(f"link names must be unique, got {names}")
-    links = tuple(_profile(link) for link in data.links) or DEFAULT_LINKS
+    links = tuple(_link(link) for link in data.links) or DEFAULT_LINKS
     return GatewayConfig(
         links=links,
         **data.ingest.model_dump(),
@@ -144,17 +186,49 @@ def _to_config(data: _File) -> GatewayConfig:
     )
 
 
-def _profile(link: _LinkFile) -> GeoProfile:
+def _link(link: _LinkFile) -> LinkConfig:
     try:
-        return GeoProfile(**link.model_dump(exclude={"type"}))
+        if link.profile is None:
+            return _custom(link)
+        kind = lookup(link.profile).kind
+        if link.type is not None and link.type != kind:
+            raise ValueError(f"type: {link.type!r} does not match profile {link.profile!r}, which is {kind!r}")
+        return configure(link.profile, name=link.name, overrides=link.overrides())
     except ValueError as exc:
         raise ConfigError(f"link {link.name}: {exc}") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def _custom(link: _LinkFile) -> GeoProfile:
+    """A link without a profile: a GEO card pool described in full, as before profiles existed."""
+    if link.type not in (None, "geo"):
+        known = ", ".join(CATALOGUE)
+        raise ValueError(f"type {link.type!r} is not supported without a profile (supported: geo; profiles: {known})")
+    for key in ("max_frame_bytes", "interval_s"):
+        if getattr(link, key) is None:
+            raise ValueError(f"{key} is required when no profile is named")
+    overrides = link.overrides()
+    if "elevation_deg" in overrides:
+        raise ValueError("elevation_deg: only MEO and SBD profiles have it; a custom link is a GEO pool")
+    return GeoProfile(name=link.name, **overrides)
+
+
+def _first_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
     error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}"
+    loc = list(error["loc"])
+    if raw is not None and len(loc) >= 2 and loc[0] == "links" and isinstance(loc[1], int):
+        name = _link_name(raw, loc[1])
+        where = ".".join(str(p) for p in loc[2:])
+        return f"link {name}: {where}: {error['msg']}"
+    return f"{'.'.join(str(p) for p in loc)}: {error['msg']}"
+
+
+def _link_name(raw: dict[str, Any], index: int) -> str:
+    """The ``name`` of the ``index``-th ``[[links]]`` table, or its position when it has none."""
+    try:
+        name = raw["links"][index]["name"]
+    except (KeyError, IndexError, TypeError):
+        name = None
+    return name if isinstance(name, str) and name else f"#{index + 1}"
 
 
 def load() -> tuple[Settings, GatewayConfig]:

@@ -1,10 +1,13 @@
-"""GEO satellite geometry on a spherical Earth: slant range, elevation and propagation delay.
+"""Satellite geometry on a spherical Earth: slant range, elevation and propagation delay.
 
 Pure math, no I/O. The model matches domain.md §5.1 and Appendix A: spherical Earth of
 radius R = 6378.137 km, GEO altitude 35 786 km, c = 299 792.458 km/s. For a ground point
 at elevation e the slant range is ``d = -R sin e + sqrt((R sin e)² + (R+h)² - R²)``; here it
 is computed from the central angle instead, which gives the same number and also handles
 ground points that are above sea level.
+
+For orbits whose satellite moves (BDS-3 MEO, Iridium LEO) the link models do not track the
+satellite; :func:`slant_range_km` gives the range at a stated elevation with the formula above.
 """
 
 from __future__ import annotations
@@ -14,16 +17,23 @@ import math
 __all__ = [
     "EARTH_RADIUS_KM",
     "GEO_ALTITUDE_KM",
+    "IRIDIUM_ALTITUDE_KM",
     "LIGHT_SPEED_KM_S",
+    "MEO_ALTITUDE_KM",
+    "bent_pipe_delay_s",
     "elevation_deg",
     "geo_path_delay_s",
     "geo_slant_range_km",
     "one_way_delay_s",
+    "slant_range_km",
 ]
 
 EARTH_RADIUS_KM = 6378.137
 GEO_ALTITUDE_KM = 35_786.0
 LIGHT_SPEED_KM_S = 299_792.458
+MEO_ALTITUDE_KM = 21_528.0
+"""BDS-3 MEO altitude used in domain.md §5.1."""
+IRIDIUM_ALTITUDE_KM = 780.0
 
 _MIN_ALT_M = -1_000.0
 _MAX_ALT_M = 100_000.0
@@ -128,3 +138,26 @@ def _central(sat_lon_deg: float, lat_deg: float, lon_deg: float, alt_m: float) -
 def _check_range(what: str, value: float, low: float, high: float) -> None:
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def slant_range_km(altitude_km: float, elevation: float) -> float:
+    """Return the range from a sea-level ground point to a satellite at ``altitude_km`` seen at ``elevation`` degrees.
+
+    Raises:
+        ValueError: the altitude is not positive or the elevation is outside 0..90 degrees.
+    """
+    _check_range("satellite altitude in km", altitude_km, 1.0, 1e6)
+    _check_range("elevation in degrees", elevation, 0.0, 90.0)
+    r_sin_e = EARTH_RADIUS_KM * math.sin(math.radians(elevation))
+    r_sat = EARTH_RADIUS_KM + altitude_km
+    return -r_sin_e + math.sqrt(r_sin_e * r_sin_e + r_sat * r_sat - EARTH_RADIUS_KM * EARTH_RADIUS_KM)
+
+
+def bent_pipe_delay_s(altitude_km: float, *, up_elevation: float, down_elevation: float) -> float:
+    """Return the delay up to a satellite at ``altitude_km`` and down again, each leg at its stated elevation, seconds.
+
+    Raises:
+        ValueError: as :func:`slant_range_km`.
+    """
+    up = slant_range_km(altitude_km, up_elevation)
+    return (up + slant_range_km(altitude_km, down_elevation)) / LIGHT_SPEED_KM_S

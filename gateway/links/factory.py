@@ -1,0 +1,35 @@
+"""Build a running link from its settings: one entry point for every link kind the config can name."""
+
+from __future__ import annotations
+
+import random
+
+from gateway.links.base import Clock, FrameSink, Link
+from gateway.links.geo import GeoProfile
+from gateway.links.sbd import SbdProfile
+
+__all__ = ["LinkConfig", "build_link"]
+
+LinkConfig = GeoProfile | SbdProfile
+"""The settings of any link kind (BeiDou card pools over GEO or MEO, Iridium SBD modems)."""
+
+
+def build_link(cfg: LinkConfig, *, clock: Clock, sink: FrameSink, rng: random.Random | None = None) -> Link:
+    """Return the link ``cfg`` describes, delivering to ``sink`` on ``clock``'s time.
+
+    Args:
+        cfg: the link's settings, e.g. from :func:`gateway.links.profiles.configure` or the TOML config.
+        clock: the time source of the link model.
+        sink: the ground segment that takes arriving frames.
+        rng: the random source of losses; by default one seeded from ``cfg.seed`` (fresh if None).
+
+    Raises:
+        TypeError: ``cfg`` is not the settings of a known link kind.
+    """
+    match cfg:
+        case GeoProfile():
+            return cfg.build(sink=sink, clock=clock, rng=rng)
+        case SbdProfile():
+            return cfg.build(sink=sink, clock=clock, rng=rng)
+        case _:
+            raise TypeError(f"no link kind takes settings of type {type(cfg).__name__}")
