@@ -11,11 +11,15 @@ from hypothesis import strategies as st
 from gateway.links.geometry import (
     EARTH_RADIUS_KM,
     GEO_ALTITUDE_KM,
+    IRIDIUM_ALTITUDE_KM,
     LIGHT_SPEED_KM_S,
+    MEO_ALTITUDE_KM,
+    bent_pipe_delay_s,
     elevation_deg,
     geo_path_delay_s,
     geo_slant_range_km,
     one_way_delay_s,
+    slant_range_km,
 )
 
 BEIJING = (39.9042, 116.4074)
@@ -107,3 +111,34 @@ class TestGeometry:
         """Out-of-range or non-finite coordinates raise ValueError naming the coordinate."""
         with pytest.raises(ValueError, match=message):
             geo_slant_range_km(*args)
+
+
+class TestSlantRangeAtElevation:
+    @pytest.mark.parametrize(
+        ("altitude", "nadir_ms", "low_ms"),
+        [(MEO_ALTITUDE_KM, 71.8, 87.0), (IRIDIUM_ALTITUDE_KM, 2.60, 7.76), (GEO_ALTITUDE_KM, 119.4, 135.4)],
+    )
+    def test_matches_the_domain_table(self, altitude: float, nadir_ms: float, low_ms: float) -> None:
+        """One-way delay at nadir and at 10° matches domain.md §5.1 for BDS MEO, Iridium and GEO within 0.1 %."""
+        assert slant_range_km(altitude, 90.0) / LIGHT_SPEED_KM_S * 1000 == pytest.approx(nadir_ms, rel=1e-3)
+        assert slant_range_km(altitude, 10.0) / LIGHT_SPEED_KM_S * 1000 == pytest.approx(low_ms, rel=1e-3)
+
+    @given(elevation=st.floats(0.0, 90.0))
+    def test_agrees_with_the_geo_computation(self, elevation: float) -> None:
+        """At GEO altitude the elevation formula gives Appendix A's range at every elevation."""
+        assert slant_range_km(GEO_ALTITUDE_KM, elevation) == pytest.approx(appendix_a_range_km(elevation), rel=1e-12)
+
+    def test_bent_pipe_adds_both_legs(self) -> None:
+        """Up at one elevation and down at another takes the sum of both ranges over c."""
+        got = bent_pipe_delay_s(MEO_ALTITUDE_KM, up_elevation=30.0, down_elevation=60.0)
+        expected = (slant_range_km(MEO_ALTITUDE_KM, 30.0) + slant_range_km(MEO_ALTITUDE_KM, 60.0)) / LIGHT_SPEED_KM_S
+        assert got == pytest.approx(expected, rel=1e-12)
+
+    @pytest.mark.parametrize(
+        ("altitude", "elevation", "message"),
+        [(0.0, 45.0, "altitude"), (MEO_ALTITUDE_KM, -1.0, "elevation"), (MEO_ALTITUDE_KM, math.nan, "elevation")],
+    )
+    def test_rejects_impossible_arguments(self, altitude: float, elevation: float, message: str) -> None:
+        """A non-positive altitude or an elevation outside 0-90° raises ValueError naming it."""
+        with pytest.raises(ValueError, match=message):
+            slant_range_km(altitude, elevation)
