@@ -37,7 +37,6 @@ _TIMES = {
     "hhmmss.ss": re.compile(r"(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]\.[0-9]{2}"),
 }
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f$*,]")
-MAX_UINT = 999_999_999
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.IntEnum)
 
@@ -91,12 +90,10 @@ def build(factory: Callable[..., T], label: str, /, **values: Any) -> T:
         raise DecodeError(Reason.INVALID_FIELD, f"{label}: {exc}") from None
 
 
-def check_digits(value: object, name: str, *, max_len: int, min_len: int = 1) -> None:
-    """Require a string of ASCII digits of ``min_len``..``max_len`` characters."""
-    if not isinstance(value, str) or (value and not _DIGITS.fullmatch(value)):
-        raise ValueError(f"{name} must be a string of digits, got {value!r}")
-    if not min_len <= len(value) <= max_len:
-        raise ValueError(f"{name} must have {min_len} to {max_len} digits, got {len(value)}")
+def check_digits(value: object, name: str, *, max_len: int) -> None:
+    """Require a string of 1..``max_len`` ASCII digits (zero padding is kept as written)."""
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value) or len(value) > max_len:
+        raise ValueError(f"{name} must be 1 to {max_len} digits, got {value!r}")
 
 
 def check_range(value: object, name: str, low: int, high: int) -> None:

@@ -103,3 +103,28 @@ def test_mutated_sentences_raise_only_decode_error(sentence: Sentence, rng: rand
         except DecodeError:
             continue
         encode_sentence(decoded)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 100_000) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+_field_names = st.sampled_from(["recipient", "comm_type", "mode", "content", "time", "query_type", "frame", "powers"])
+
+
+@FAST
+@given(
+    st.sampled_from(["TXA", "TXR", "FKI", "ICA", "ICI", "RMO", "BSI", "TCQ", "TCI", "ICR", "ICP", "PWI", "XYZ", 5]),
+    st.dictionaries(_field_names, _json, max_size=6) | st.lists(st.text(max_size=6), max_size=8) | _json,
+    st.none() | st.sampled_from(["CC", "BD", "c", 7]),
+    st.none() | st.text(max_size=6),
+)
+def test_arbitrary_json_raises_only_value_error(kind: object, fields: object, talker: object, text: object) -> None:
+    """Any JSON object given to from_dict either builds a sentence that encodes or raises ValueError."""
+    data = {"type": kind, "fields": fields, "talker": talker, "text": text}
+    try:
+        sentence = from_dict({key: value for key, value in data.items() if value is not None})
+    except ValueError:
+        return
+    encode_sentence(sentence)

@@ -6,6 +6,8 @@ decoded sentence gives back the exact line. Sources are cited per vector as in d
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from protocols.rdss import (
     decode_sentence,
     encode_sentence,
 )
+from protocols.rdss.codec import PARSERS
 from protocols.rdss.text import Form, message_bits, unpack_mixed
 
 ICP_FIELDS: dict[str, Any] = {
@@ -204,3 +207,19 @@ def test_receipt_query_decodes_as_generic() -> None:
         ("1", "3", "0242407"),
         True,
     )
+
+
+RDSS_MD = Path(__file__).resolve().parents[2] / "protocols" / "RDSS.md"
+
+
+def test_rdss_md_lists_exactly_these_vectors() -> None:
+    """Every example sentence in protocols/RDSS.md is a vector here and vice versa, so the page cannot drift."""
+    documented = set(re.findall(r"\$[A-Z]{5},[^\s`]*\*[0-9A-F]{2}", RDSS_MD.read_text(encoding="utf-8")))
+    assert documented == {line for line, _ in VECTORS}
+
+
+def test_rdss_md_documents_every_typed_sentence() -> None:
+    """protocols/RDSS.md has a heading for every sentence type the codec types."""
+    text = RDSS_MD.read_text(encoding="utf-8")
+    for kind in PARSERS:
+        assert re.search(rf"^### .*`\$(CC|BD){kind}`", text, re.MULTILINE), kind
