@@ -280,9 +280,9 @@ def _passes_of(sat: Satellite, site: Site, start: float, end: float, mask: float
     """Passes of one satellite overlapping [start, end); sampling starts MAX_PASS_S early to catch their rise."""
     # Samples on a grid of whole steps from the Unix epoch: windows that overlap sample the same instants, so
     # a pass found from two windows comes out bit-identical (the LEO link relies on that to keep pass state).
-    lo = math.floor((start - MAX_PASS_S) / step) * step
-    count = math.ceil((end + MAX_PASS_S - lo) / step)
-    times = [lo + i * step for i in range(count + 1)]
+    first = math.floor((start - MAX_PASS_S) / step)
+    last = math.ceil((end + MAX_PASS_S) / step)
+    times = [n * step for n in range(first, last + 1)]
     elev = [elevation_deg(sat, site, t) for t in times]
     passes: list[Pass] = []
     for i in range(1, len(times) - 1):
