@@ -1,7 +1,8 @@
 """``satgw rdss decode|encode``: JSON per sentence, errors per line, exit status at the end.
 
-gateway/cli.py does not call ``register`` yet, so these tests build the parser themselves
-and run the chosen command function with asyncio.run, as ``satgw`` would.
+These tests build the parser themselves with ``register`` and run the chosen command
+function with asyncio.run, as ``satgw`` would; the last one goes through
+``gateway.cli.main`` once cli.py registers the module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from gateway import cli
 from gateway.cli_rdss import register
+from protocols.rdss import TextMode, Txa, to_wire
 
 TRACE = [
     "$CCICA,0,00*7B",
@@ -77,8 +80,6 @@ def test_decode_stdin_reports_bad_lines_and_goes_on(
 
 def test_decode_gb2312_capture(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A raw serial capture with GB2312 Chinese-mode text decodes, checksum included."""
-    from protocols.rdss import TextMode, Txa, to_wire
-
     wire = to_wire(Txa.from_text(recipient="0242407", text="北斗", mode=TextMode.CHINESE))
     assert _run(["rdss", "decode"], monkeypatch, stdin=wire + b"\xff\xfe\n") == 1
     out = _json_lines(capsys.readouterr().out)
@@ -105,3 +106,13 @@ def test_encode_errors_go_to_stderr(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert errors[0].startswith("satgw rdss encode: input 1:")
     assert errors[1].startswith("satgw rdss encode: input 3:")
     assert "missing fields" in errors[1]
+
+
+def test_satgw_main_runs_rdss(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through ``gateway.cli.main``, ``satgw rdss decode`` prints the JSON form and exits 0."""
+    try:
+        cli._parser().parse_args(["rdss", "decode"])
+    except SystemExit:
+        pytest.skip("gateway/cli.py does not register gateway.cli_rdss yet")
+    assert cli.main(["rdss", "decode", TRACE[0]]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["type"] == "ICA"
