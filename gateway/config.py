@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import socket
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,11 +16,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.ceilings import Shares
 from gateway.exceptions import ConfigError
 from gateway.links.factory import LinkConfig
 from gateway.links.geo import GeoProfile
 from gateway.links.outages import OutagePlan, Window
 from gateway.links.profiles import CATALOGUE, DEFAULT_PROFILE, configure, lookup
+from gateway.quotas import Quota
+from protocols.envelope import Priority
 
 __all__ = ["DEFAULT_LINKS", "GatewayConfig", "Settings", "load", "load_file"]
 
@@ -138,10 +142,45 @@ def _seconds(value: float | datetime) -> float:
     return float(value)
 
 
+class _QuotaFile(_Strict):
+    count: int = Field(ge=1)
+    period_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class _QuotasFile(_Strict):
+    """``[quotas]``: per terminal, per class; distress never has one."""
+
+    urgency: _QuotaFile | None = None
+    safety: _QuotaFile | None = None
+    routine: _QuotaFile | None = None
+
+    def limits(self) -> dict[Priority, Quota]:
+        given = {Priority[name.upper()]: getattr(self, name) for name in ("urgency", "safety", "routine")}
+        return {p: Quota(**q.model_dump()) for p, q in given.items() if q is not None}
+
+
+class _CeilingsFile(_Strict):
+    """``[ceilings]``: the share of each link's capacity a class and the less urgent ones may use."""
+
+    urgency: float | None = Field(None, gt=0, le=1)
+    safety: float | None = Field(None, gt=0, le=1)
+    routine: float | None = Field(None, gt=0, le=1)
+    window_s: float = Field(3600.0, gt=0)
+    aging_s: float = Field(600.0, gt=0)
+
+    def shares(self) -> Shares:
+        given = {Priority[name.upper()]: getattr(self, name) for name in ("urgency", "safety", "routine")}
+        shares = {p: share for p, share in given.items() if share is not None}
+        return Shares(shares=shares, window_s=self.window_s, aging_s=self.aging_s)
+
+
 class _File(_Strict):
     ingest: _IngestFile = _IngestFile()
     queue: _QueueFile = _QueueFile()
     relay: _RelayFile = _RelayFile()
+    quotas: _QuotasFile = _QuotasFile()
+    ceilings: _CeilingsFile = _CeilingsFile()
     links: list[_LinkFile] = []
 
 
@@ -157,6 +196,10 @@ class GatewayConfig:
     pack_max: int = 32
     max_in_flight: int = 64
     max_attempts: int = 8
+    quotas: Mapping[Priority, Quota] = field(default_factory=dict)
+    """Per-terminal quotas by class; empty means none."""
+    shares: Shares = field(default_factory=Shares)
+    """Capacity ceilings per class; no shares means none."""
 
 
 def load_file(path: Path | None) -> GatewayConfig:
@@ -180,6 +223,8 @@ def _to_config(data: _File) -> GatewayConfig:
     links = tuple(_link(link) for link in data.links) or DEFAULT_LINKS
     return GatewayConfig(
         links=links,
+        quotas=data.quotas.limits(),
+        shares=data.ceilings.shares(),
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
         **data.relay.model_dump(),

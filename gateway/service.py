@@ -19,6 +19,7 @@ from typing import Any, Self
 from redis.asyncio import Redis
 
 from gateway.api import StatusServer
+from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
 from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
@@ -26,10 +27,12 @@ from gateway.ground import Ground
 from gateway.ingest import Lane
 from gateway.links.base import Clock
 from gateway.links.clock import RealClock
+from gateway.links.factory import LinkConfig, build_link, capacity_per_hour
 from gateway.mqtt import ExactlyOncePublisher, MqttClient
 from gateway.names import Keys, Topics
 from gateway.queue import Outbox, Queue, Stats
 from gateway.queue.release import ReleaseLog
+from gateway.quotas import Quotas
 from gateway.receipts import Receipt
 from gateway.relay import Backlog, Relay
 from gateway.terminals import KeyCache, Registry
@@ -141,7 +144,7 @@ class Gateway:
 
     def _start_relays(self) -> None:
         for profile in self.config.links:
-            link = profile.build(sink=self.ground, clock=self._clock)
+            link = build_link(profile, sink=self.ground, clock=self._clock)
             relay = Relay(
                 link=link,
                 queue=self.queue,
@@ -152,9 +155,16 @@ class Gateway:
                 pack_max=self.config.pack_max,
                 max_in_flight=self.config.max_in_flight,
                 max_attempts=self.config.max_attempts,
+                ceilings=self._ceilings(profile),
             )
             self.relays.append(relay)
             self._spawn(relay.run(), f"relay[{link.name}]")
+
+    def _ceilings(self, profile: LinkConfig) -> Ceilings | None:
+        capacity = capacity_per_hour(profile)
+        if not self.config.shares.shares or capacity is None:
+            return None
+        return Ceilings(shares=self.config.shares, capacity_per_hour=capacity)
 
     async def _start_ingest(self) -> None:
         s, node = self.settings, self.settings.node
@@ -165,6 +175,7 @@ class Gateway:
             "topics": self.topics,
             "receipts": self.receipts,
             "counters": self.counters,
+            "quotas": Quotas(limits=self.config.quotas) if self.config.quotas else None,
         }
         self.lanes = [
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),

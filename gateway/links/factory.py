@@ -8,7 +8,7 @@ from gateway.links.base import Clock, FrameSink, Link
 from gateway.links.geo import GeoProfile
 from gateway.links.sbd import SbdProfile
 
-__all__ = ["LinkConfig", "build_link"]
+__all__ = ["LinkConfig", "build_link", "capacity_per_hour"]
 
 LinkConfig = GeoProfile | SbdProfile
 """The settings of any link kind (BeiDou card pools over GEO or MEO, Iridium SBD modems)."""
@@ -31,5 +31,20 @@ def build_link(cfg: LinkConfig, *, clock: Clock, sink: FrameSink, rng: random.Ra
             return cfg.build(sink=sink, clock=clock, rng=rng)
         case SbdProfile():
             return cfg.build(sink=sink, clock=clock, rng=rng)
+        case _:
+            raise TypeError(f"no link kind takes settings of type {type(cfg).__name__}")
+
+
+def capacity_per_hour(cfg: LinkConfig) -> float | None:
+    """The most frames an hour the link described by ``cfg`` can carry, or None when it has no such limit.
+
+    The capacity ceilings of the relay (``gateway/ceilings.py``) are shares of this figure.
+    """
+    match cfg:
+        case GeoProfile():
+            return cfg.cards * 3600.0 / cfg.interval_s if cfg.interval_s > 0 else None
+        case SbdProfile():
+            # One session at a time, started at most every interval_s: a full-size session bounds the pace.
+            return 3600.0 / max(cfg.interval_s, cfg.session_s(cfg.max_frame_bytes))
         case _:
             raise TypeError(f"no link kind takes settings of type {type(cfg).__name__}")

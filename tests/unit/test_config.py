@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ceilings import Shares
 from gateway.config import DEFAULT_LINKS, Settings, load, load_file
 from gateway.exceptions import ConfigError
+from gateway.quotas import Quota
+from protocols.envelope import Priority
 
 
 class TestSettings:
@@ -73,6 +76,35 @@ class TestConfigFile:
     )
     def test_bad_files_are_refused_with_the_key_named(self, tmp_path: Path, text: str, named: str) -> None:
         """Unknown keys, out-of-range values and unsupported link types fail start-up, naming what is wrong."""
+        path = tmp_path / "satgw.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=named):
+            load_file(path)
+
+    def test_quotas_and_ceilings_are_read(self, tmp_path: Path) -> None:
+        """[quotas] gives per-class token buckets and [ceilings] per-class shares; neither is set by default."""
+        path = tmp_path / "satgw.toml"
+        path.write_text(
+            "[quotas]\nroutine = { count = 60, period_s = 3600, burst = 10 }\n"
+            "[ceilings]\nroutine = 0.5\nsafety = 0.8\naging_s = 120\n"
+        )
+        config = load_file(path)
+        assert config.quotas == {Priority.ROUTINE: Quota(count=60, period_s=3600, burst=10)}
+        assert config.shares == Shares(shares={Priority.ROUTINE: 0.5, Priority.SAFETY: 0.8}, aging_s=120)
+        assert load_file(None).quotas == {}
+        assert load_file(None).shares.shares == {}
+
+    @pytest.mark.parametrize(
+        ("text", "named"),
+        [
+            ("[quotas]\ndistress = { count = 1, period_s = 1, burst = 1 }\n", "distress"),
+            ("[quotas]\nroutine = { count = 0, period_s = 1, burst = 1 }\n", "count"),
+            ("[ceilings]\nroutine = 1.5\n", "routine"),
+            ("[ceilings]\ndistress = 0.5\n", "distress"),
+        ],
+    )
+    def test_bad_quotas_and_ceilings_are_refused(self, tmp_path: Path, text: str, named: str) -> None:
+        """Distress takes neither a quota nor a ceiling; counts and shares must be in range."""
         path = tmp_path / "satgw.toml"
         path.write_text(text)
         with pytest.raises(ConfigError, match=named):
