@@ -1,11 +1,16 @@
 """The far end of the links: decode frames, dedup, deliver over MQTT, send ``delivered`` receipts.
 
 :meth:`Ground.receive` is the links' :class:`~gateway.links.base.FrameSink`: it
-returns only once the frame's messages are durable in the outbox (deduplicated on
-(terminal, seq), atomically), so the relay may XACK. A publisher task then drains
-the outbox to ``{prefix}/delivered/{terminal}`` at QoS 2 with a durable release
-step (:mod:`gateway.mqtt.exactly_once`), so a crash at any moment neither loses
-nor repeats a delivery. Receipts stay QoS 1: one may repeat after a crash.
+returns only once what the frame carried is durable: whole records in the outbox
+(deduplicated on (terminal, seq), atomically), fragments in the
+:class:`~gateway.queue.fragments.FragmentStore`, so the relay may XACK a message once
+every fragment of it went. The fragment that completes a message brings the whole
+record into the outbox before :meth:`receive` returns; only then is the partial message
+deleted, so a crash in between repeats the completion (deduplicated), never loses it.
+A partial record is never delivered. A publisher task then drains the outbox to
+``{prefix}/delivered/{terminal}`` at QoS 2 with a durable release step
+(:mod:`gateway.mqtt.exactly_once`), so a crash at any moment neither loses nor repeats
+a delivery. Receipts stay QoS 1: one may repeat after a crash.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from gateway.ingest import message_id
 from gateway.mqtt.exactly_once import ExactlyOncePublisher
 from gateway.names import Topics
 from gateway.queue import Delivery, Outbox, OutboxEntry
+from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.errors import DecodeError
-from protocols.frame import Record, decode_frame
+from protocols.fragments import Fragment, join_fragments
+from protocols.frame import Record, decode_record, read_frame
 
 __all__ = ["Ground", "delivery_json"]
 
@@ -62,6 +69,8 @@ class Ground:
         receipts: where ``delivered`` receipts go.
         counters: this process's counters.
         clock: wall-clock time source.
+        fragments: where partial messages wait for their other fragments; without it a frame
+            that carries fragments is refused (so it is retried, never lost).
     """
 
     def __init__(
@@ -74,8 +83,10 @@ class Ground:
         counters: Counters,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        fragments: FragmentStore | None = None,
     ) -> None:
         self._outbox = outbox
+        self._fragments = fragments
         self._releases = releases
         self._topics = topics
         self._receipts = receipts
@@ -84,15 +95,45 @@ class Ground:
         self._log = logger or logging.getLogger("satgw.ground")
 
     async def receive(self, frame: bytes, *, link: str) -> None:
-        """Take a frame off ``link`` and make its messages durable (deduplicated) before returning."""
+        """Take a frame off ``link`` and make what it carries durable (deduplicated) before returning.
+
+        Raises:
+            LinkError: the frame does not decode, or completes a message that fails its CRC or does not
+                decode; nothing of that message is delivered.
+        """
         try:
-            _, records = decode_frame(frame)
+            carried = read_frame(frame)
         except DecodeError as exc:
             self._counters.add("ground.bad_frames")
             raise LinkError(link, f"frame does not decode: {exc}") from exc
+        records = list(carried.records)
+        completed = await self._reassemble(carried.fragments, link=link)
+        records += completed.values()
         now = self._clock()
         fresh = await self._outbox.deliver([_delivery(r, link=link, at=now) for r in records])
         self._counters.add("ground.duplicates", fresh.count(False))
+        if completed and self._fragments is not None:
+            await self._fragments.forget(link, list(completed))
+
+    async def _reassemble(self, fragments: tuple[Fragment, ...], *, link: str) -> dict[int, Record]:
+        """Store ``fragments`` durably; return the records they complete, by message ref."""
+        if not fragments:
+            return {}
+        if self._fragments is None:
+            raise LinkError(link, "frame carries fragments but this ground keeps no fragment store")
+        self._counters.add("ground.fragments", len(fragments))
+        records: dict[int, Record] = {}
+        for parts in await self._fragments.add(link, fragments):
+            ref = parts[0].message_ref
+            try:
+                records[ref] = decode_record(join_fragments(parts))
+            except DecodeError as exc:
+                # Parts of two messages under one ref, or a sender's bug: drop them all, deliver nothing.
+                await self._fragments.forget(link, [ref])
+                self._counters.add("ground.bad_messages")
+                raise LinkError(link, f"message {ref} from its fragments does not decode: {exc}") from exc
+        self._counters.add("ground.reassembled", len(records))
+        return records
 
     async def publish_forever(self, connect: Callable[[bool], ExactlyOncePublisher]) -> None:
         """Publish outbox entries until cancelled, recovering after every failure.
