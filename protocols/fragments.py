@@ -28,6 +28,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_REF",
     "Fragment",
+    "Outgoing",
     "Reassembly",
     "decode_fragment",
     "encode_fragment",
@@ -213,6 +214,48 @@ class Reassembly:
 
     def _dead(self, partial: _Partial, now: float) -> bool:
         return now - partial.last_at >= self._max_age_s
+
+
+class Outgoing:
+    """One record's fragments on their way over one link: the sender's mirror of :class:`Reassembly`.
+
+    Each fragment travels alone in a compact frame of at most ``mtu`` bytes. The sender marks a
+    fragment sent when the link reports its frame ``sent`` (the ground then holds it durably), sends
+    the pending ones again after a loss, and acknowledges the record only when :attr:`done`. If the
+    ground may have dropped the partial (:meth:`stale`), the sender starts again under a new ref.
+
+    Args:
+        record: the encoded record.
+        mtu: the link's largest frame, bytes.
+        message_ref: a ref fresh on this link (``FragmentStore.new_ref``).
+    """
+
+    def __init__(self, record: bytes, *, mtu: int, message_ref: int) -> None:
+        self.message_ref = message_ref
+        self.parts = tuple(fragment_for_mtu(record, mtu=mtu, message_ref=message_ref))
+        """Each index's fragment, to send alone in ``encode_frame_v2(fragments=[part], compact=True)``."""
+        self._sent: set[int] = set()
+        self._last_sent_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once every fragment was reported sent."""
+        return len(self._sent) == len(self.parts)
+
+    def pending(self) -> list[int]:
+        """The indices not reported sent yet, in order."""
+        return [i for i in range(len(self.parts)) if i not in self._sent]
+
+    def mark_sent(self, index: int, *, now: float) -> None:
+        """Note that the frame carrying fragment ``index`` was reported sent at ``now``."""
+        if not 0 <= index < len(self.parts):
+            raise ValueError(f"index must be 0..{len(self.parts) - 1}, got {index}")
+        self._sent.add(index)
+        self._last_sent_at = now if self._last_sent_at is None else max(self._last_sent_at, now)
+
+    def stale(self, *, now: float, ttl_s: float) -> bool:
+        """True if the ground may have expired what was sent: nothing sent for ``ttl_s`` (less a margin)."""
+        return self._last_sent_at is not None and not self.done and now - self._last_sent_at >= ttl_s * 0.9
 
 
 def _place(index: int, total: int) -> int:

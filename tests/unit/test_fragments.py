@@ -15,6 +15,7 @@ from protocols.fragments import (
     MAX_FRAGMENTS,
     MAX_MESSAGE_REF,
     Fragment,
+    Outgoing,
     Reassembly,
     decode_fragment,
     encode_fragment,
@@ -252,6 +253,50 @@ class TestReassembly:
         """A max_age_s that is not a positive finite number is a ValueError."""
         with pytest.raises(ValueError, match="max_age_s"):
             Reassembly(max_age_s=age)
+
+
+class TestOutgoing:
+    @settings(max_examples=100)
+    @given(record_bytes, st.integers(8, 120), st.floats(0, 0.8), st.integers(0, 2**32))
+    def test_a_lossy_link_delivers_once_when_done(self, record: bytes, mtu: int, loss: float, seed: int) -> None:
+        """Resending pending fragments over a lossy link completes the record at the ground exactly when done."""
+        outgoing = Outgoing(record, mtu=mtu, message_ref=3)
+        reassembly = Reassembly(max_age_s=3600)
+        rng = random.Random(seed)
+        got: list[bytes] = []
+        for attempt in range(10_000):
+            if outgoing.done:
+                break
+            index = rng.choice(outgoing.pending())
+            frame = encode_frame_v2(fragments=[outgoing.parts[index]], compact=True)
+            assert len(frame) <= mtu
+            if rng.random() < loss:
+                continue  # lost: not reported sent, sent again later
+            result = reassembly.add(read_frame(frame).fragments[0], now=float(attempt))
+            outgoing.mark_sent(index, now=float(attempt))
+            got += [] if result is None else [result]
+            assert (result is not None) == outgoing.done
+        assert got == [record]
+        assert outgoing.pending() == []
+
+    def test_stale_when_the_ground_may_have_forgotten(self) -> None:
+        """A message half sent and idle for 90 % of the ground's TTL is stale; a finished or unsent one never is."""
+        outgoing = Outgoing(bytes(40), mtu=13, message_ref=0)
+        assert not outgoing.stale(now=1e9, ttl_s=100)
+        outgoing.mark_sent(0, now=10)
+        outgoing.mark_sent(1, now=5)
+        assert not outgoing.stale(now=99.9, ttl_s=100)
+        assert outgoing.stale(now=100, ttl_s=100)
+        for index in outgoing.pending():
+            outgoing.mark_sent(index, now=11)
+        assert outgoing.done
+        assert not outgoing.stale(now=1e9, ttl_s=100)
+
+    def test_mark_sent_checks_the_index(self) -> None:
+        """Marking an index the message does not have is a ValueError."""
+        outgoing = Outgoing(bytes(40), mtu=13, message_ref=0)
+        with pytest.raises(ValueError, match="index"):
+            outgoing.mark_sent(len(outgoing.parts), now=0)
 
 
 class TestJoin:
