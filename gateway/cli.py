@@ -1,4 +1,4 @@
-"""The ``satgw`` command: run, demo, terminal, status, bench."""
+"""The ``satgw`` command: run, demo, terminal, status, bench, links, rdss."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway import config
+from gateway import cli_links, cli_rdss, config
 from gateway.credentials import Credentials
 from gateway.exceptions import GatewayError
 from gateway.mqtt import MqttClient
@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(command=_status)
     _add_bench(sub)
+    cli_links.register(sub)
+    cli_rdss.register(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from gateway.ceilings import Shares
 from gateway.exceptions import ConfigError
 from gateway.links.factory import LinkConfig
 from gateway.links.geo import GeoProfile
+from gateway.links.leo import LeoProfile
 from gateway.links.outages import OutagePlan, Window
 from gateway.links.profiles import CATALOGUE, DEFAULT_PROFILE, configure, lookup
 from gateway.quotas import Quota
@@ -112,10 +113,31 @@ class _LinkFile(_Strict):
     outage_rate_per_h: float | None = Field(None, ge=0)
     outage_mean_s: float | None = Field(None, gt=0)
     seed: int | None = None
+    # type = "leo" only:
+    tle: str | None = None
+    gateway_lat: float | None = Field(None, ge=-90, le=90)
+    gateway_lon: float | None = Field(None, ge=-180, le=180)
+    gateway_alt_m: float | None = None
+    min_elevation_deg: float | None = Field(None, ge=0, lt=90)
+    pass_capacity_frames: int | None = Field(None, ge=1)
+    pass_capacity_bytes: int | None = Field(None, ge=1)
+    mtu: int | None = Field(None, ge=1)
+
+    def leo(self) -> LeoProfile:
+        """The settings of a ``type = "leo"`` table."""
+        given = self.model_dump(exclude_none=True, exclude={"type", "name"})
+        if stray := sorted(set(given) - _LEO_KEYS):
+            takes = ", ".join(sorted(_LEO_KEYS))
+            raise ValueError(f"{', '.join(stray)}: not a setting of a LEO link (it takes {takes})")
+        if self.tle is None or self.gateway_lat is None or self.gateway_lon is None:
+            raise ValueError("a LEO link needs tle, gateway_lat and gateway_lon")
+        return LeoProfile(name=self.name, **given)
 
     def overrides(self) -> dict[str, Any]:
         """The settings this table gives, as link settings (outage keys folded into one plan)."""
         given = self.model_dump(exclude_none=True, exclude={"type", "name", "profile", *_OUTAGE_KEYS})
+        if stray := sorted(set(given) & (_LEO_KEYS - {"loss_rate", "seed"})):
+            raise ValueError(f'{", ".join(stray)}: only a LEO link (type = "leo") takes that')
         if any(getattr(self, key) is not None for key in _OUTAGE_KEYS):
             given["outages"] = self._outage_plan()
         return given
@@ -132,6 +154,10 @@ class _LinkFile(_Strict):
 
 
 _OUTAGE_KEYS = ("outages", "outage_rate_per_h", "outage_mean_s")
+_LEO_KEYS = frozenset(
+    {"tle", "gateway_lat", "gateway_lon", "gateway_alt_m", "min_elevation_deg", "pass_capacity_frames"}
+    | {"pass_capacity_bytes", "mtu", "loss_rate", "seed"}
+)
 
 
 def _seconds(value: float | datetime) -> float:
@@ -233,6 +259,8 @@ def _to_config(data: _File) -> GatewayConfig:
 
 def _link(link: _LinkFile) -> LinkConfig:
     try:
+        if link.type == "leo":
+            return link.leo()
         if link.profile is None:
             return _custom(link)
         kind = lookup(link.profile).kind
@@ -247,7 +275,9 @@ def _custom(link: _LinkFile) -> GeoProfile:
     """A link without a profile: a GEO card pool described in full, as before profiles existed."""
     if link.type not in (None, "geo"):
         known = ", ".join(CATALOGUE)
-        raise ValueError(f"type {link.type!r} is not supported without a profile (supported: geo; profiles: {known})")
+        raise ValueError(
+            f"type {link.type!r} is not supported without a profile (supported: geo, leo; profiles: {known})"
+        )
     for key in ("max_frame_bytes", "interval_s"):
         if getattr(link, key) is None:
             raise ValueError(f"{key} is required when no profile is named")

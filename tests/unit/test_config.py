@@ -9,6 +9,7 @@ import pytest
 from gateway.ceilings import Shares
 from gateway.config import DEFAULT_LINKS, Settings, load, load_file
 from gateway.exceptions import ConfigError
+from gateway.links.leo import LeoProfile
 from gateway.quotas import Quota
 from protocols.envelope import Priority
 
@@ -70,7 +71,10 @@ class TestConfigFile:
             ("[relay]\npack_mx = 4\n", "pack_mx"),
             ("[relay]\npack_max = 999\n", "pack_max"),
             ('[[links]]\nname = "a"\nmax_frame_bytes = 0\ninterval_s = 1\n', "max_frame_bytes"),
-            ('[[links]]\ntype = "leo"\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\n', "leo"),
+            ('[[links]]\ntype = "warp"\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\n', "warp"),
+            ('[[links]]\ntype = "leo"\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\n', "not a setting of a LEO"),
+            ('[[links]]\ntype = "leo"\nname = "a"\ngateway_lat = 1\ngateway_lon = 2\n', "needs tle"),
+            ('[[links]]\nname = "a"\nmax_frame_bytes = 9\ninterval_s = 1\ntle = "swarm-like"\n', "only a LEO"),
             ("not toml = = =", "cannot read"),
         ],
     )
@@ -80,6 +84,22 @@ class TestConfigFile:
         path.write_text(text)
         with pytest.raises(ConfigError, match=named):
             load_file(path)
+
+    def test_a_leo_link_is_read(self, tmp_path: Path) -> None:
+        """A type = "leo" table becomes a LEO store-and-forward link over a shipped TLE set."""
+        path = tmp_path / "satgw.toml"
+        path.write_text(
+            '[[links]]\ntype = "leo"\nname = "swarm"\ntle = "swarm-like"\ngateway_lat = 39.9\ngateway_lon = 116.4\n'
+            "pass_capacity_frames = 10\nmin_elevation_deg = 15\n"
+        )
+        (link,) = load_file(path).links
+        assert isinstance(link, LeoProfile)
+        assert (link.name, link.tle, link.pass_capacity_frames, link.min_elevation_deg) == (
+            "swarm",
+            "swarm-like",
+            10,
+            15,
+        )
 
     def test_quotas_and_ceilings_are_read(self, tmp_path: Path) -> None:
         """[quotas] gives per-class token buckets and [ceilings] per-class shares; neither is set by default."""
