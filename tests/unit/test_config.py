@@ -137,3 +137,15 @@ class TestConfigFile:
         path.write_text(link + link)
         with pytest.raises(ConfigError, match="unique"):
             load_file(path)
+
+
+def test_the_readme_example_config_loads(tmp_path: Path) -> None:
+    """The TOML example in the README is a valid config (a newcomer copies it)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index('[[links]]\nname = "bds3-geo-110"')
+    path = tmp_path / "satgw.toml"
+    path.write_text(readme[start : readme.index("```", start)])
+    config = load_file(path)
+    assert [link.name for link in config.links] == ["bds3-geo-110", "leo-swarm"]
+    assert config.quotas
+    assert config.shares.shares
