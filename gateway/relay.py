@@ -1,9 +1,13 @@
-"""One scheduler per link: strict priority, packing, retries, XACK only after the link says ``sent``.
+"""One scheduler per link: strict priority, packing, fragments, retries, XACK only after the link says ``sent``.
 
 Before every transmission the relay asks the queue again for the highest class
 waiting, so an SOS that arrives while a routine backlog drains goes out in the
 next slot. While the link's interval keeps ordinary traffic waiting, the relay
 blocks on the distress stream alone: distress may use the emergency exemption.
+
+A message too large for one frame goes as fragments, one per transmission; between
+two of its fragments the message waits in the backlog like any other, so distress
+still overtakes it. It is acked only once the ground holds every fragment.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Clock, Feedback, FeedbackCode, Link
 from gateway.queue import Entry, Queue
+from gateway.queue.fragments import FragmentStore
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.envelope import Priority
-from protocols.frame import MAX_RECORDS, encode_frame, frame_overhead
+from protocols.fragments import COMPACT_FRAME_OVERHEAD, Outgoing
+from protocols.frame import MAX_RECORDS, encode_frame_v2, frame_v2_size
 
 __all__ = ["Backlog", "Relay"]
 
@@ -38,6 +44,8 @@ class _Held:
     entry: Entry = field(compare=False)
     attempts: int = field(compare=False, default=0)
     not_before: float = field(compare=False, default=0.0)
+    outgoing: Outgoing | None = field(compare=False, default=None)
+    """The fragments of an oversized message, once its first one went."""
 
 
 class Backlog:
@@ -55,12 +63,14 @@ class Backlog:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, entry: Entry, *, attempts: int = 0, not_before: float = 0.0) -> None:
+    def push(
+        self, entry: Entry, *, attempts: int = 0, not_before: float = 0.0, outgoing: Outgoing | None = None
+    ) -> None:
         """Hold ``entry`` for a later transmission (ignored if already held)."""
         if (entry.priority, entry.stream_id) in self._ids:
             return
         self._ids.add((entry.priority, entry.stream_id))
-        heapq.heappush(self._heap, _Held(entry.priority, next(self._order), entry, attempts, not_before))
+        heapq.heappush(self._heap, _Held(entry.priority, next(self._order), entry, attempts, not_before, outgoing))
 
     def head_priority(self, now: float) -> int | None:
         """The class of the most urgent entry that may go at ``now``, if any."""
@@ -97,6 +107,8 @@ class Relay:
         max_in_flight: transmissions under way at once on this link.
         max_attempts: lost transmissions before a non-distress message is dead-lettered.
         ceilings: the share of the link each class may use (distress has no ceiling); None for none.
+        fragments: refs for fragmented messages (shared with the ground); without it a message
+            larger than the link's frame is dead-lettered as ``too_large``.
     """
 
     def __init__(
@@ -112,6 +124,7 @@ class Relay:
         max_in_flight: int = 64,
         max_attempts: int = 8,
         ceilings: Ceilings | None = None,
+        fragments: FragmentStore | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         if not 1 <= pack_max <= MAX_RECORDS:
@@ -128,8 +141,8 @@ class Relay:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_attempts = max_attempts
         self._ceilings = ceilings
+        self._fragments = fragments
         self._log = logger or logging.getLogger(f"satgw.relay.{link.name}")
-        self._frame_seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -236,37 +249,68 @@ class Relay:
 
     async def _pack(self, first: _Held, ceiling: int) -> list[_Held]:
         """Fill the frame with the most urgent entries that fit, never above ``ceiling``."""
-        if self._pack_max == 1:
-            return [first]
-        batch, size = [first], len(first.entry.record)
+        if self._pack_max == 1 or self._oversized(first):
+            return [first]  # an oversized message goes alone, as one fragment per transmission
+        batch, sizes = [first], [len(first.entry.record)]
         more = await self._take(max_priority=ceiling, count=self._pack_max - 1, block_s=0.0)
         for index, held in enumerate(more):
-            if frame_overhead(len(batch) + 1) + size + len(held.entry.record) > self._link.mtu:
+            size = len(held.entry.record)
+            if self._oversized(held) or frame_v2_size(record_sizes=[*sizes, size]) > self._link.mtu:
                 for rest in more[index:]:
                     self._hold(rest)
                 break
             batch.append(held)
-            size += len(held.entry.record)
+            sizes.append(size)
         return batch
 
+    def _oversized(self, held: _Held) -> bool:
+        """True if the message needs fragments (and the relay can send them)."""
+        too_big = len(held.entry.record) + COMPACT_FRAME_OVERHEAD > self._link.mtu
+        return too_big and self._fragments is not None
+
     def _hold(self, held: _Held, *, attempts: int | None = None, not_before: float = 0.0) -> None:
-        self._backlog.push(held.entry, attempts=held.attempts if attempts is None else attempts, not_before=not_before)
+        attempts = held.attempts if attempts is None else attempts
+        self._backlog.push(held.entry, attempts=attempts, not_before=not_before, outgoing=held.outgoing)
 
     async def _transmit(self, batch: list[_Held]) -> None:
         try:
-            frame = encode_frame([h.entry.record for h in batch], frame_seq=next(self._frame_seq) % 2**32)
-            priority = Priority(min(h.priority for h in batch))
-            try:
-                feedback = await self._link.transmit(frame, priority=priority)
-            except Exception as exc:  # the far side failed to persist: the frame did not go
-                self._log.warning("link %s transmit failed: %s", self._link.name, exc)
-                feedback = Feedback(FeedbackCode.LOST)
+            if len(batch) == 1 and self._oversized(batch[0]):
+                await self._transmit_fragment(batch[0])
+                return
+            records = [h.entry.record for h in batch]
+            feedback = await self._send(encode_frame_v2(records=records, compact=len(records) == 1), batch)
             await self._settle(batch, feedback)
         finally:
             self._slots.release()
 
-    async def _settle(self, batch: list[_Held], feedback: Feedback) -> None:
+    async def _transmit_fragment(self, held: _Held) -> None:
+        """Send the next pending fragment of ``held``; ack it once the ground has every fragment."""
+        assert self._fragments is not None
+        now = self._clock.now()
+        if held.outgoing is None or held.outgoing.stale(now=now, ttl_s=self._fragments.ttl_s):
+            ref = await self._fragments.new_ref(self._link.name)
+            held.outgoing = Outgoing(held.entry.record, mtu=self._link.mtu, message_ref=ref)
+        outgoing = held.outgoing
+        index = outgoing.pending()[0]
+        feedback = await self._send(encode_frame_v2(fragments=[outgoing.parts[index]], compact=True), [held])
+        if feedback.sent:
+            outgoing.mark_sent(index, now=self._clock.now())
+            self._counters.add(f"link.{self._link.name}.fragments")
+            if not outgoing.done:
+                self._hold(held)  # the rest waits its turn in the backlog, behind anything more urgent
+                return
+        await self._settle([held], feedback)
+
+    async def _send(self, frame: bytes, batch: list[_Held]) -> Feedback:
+        try:
+            feedback = await self._link.transmit(frame, priority=Priority(min(h.priority for h in batch)))
+        except Exception as exc:  # the far side failed to persist: the frame did not go
+            self._log.warning("link %s transmit failed: %s", self._link.name, exc)
+            feedback = Feedback(FeedbackCode.LOST)
         self._counters.add(f"link.{self._link.name}.{feedback.code.value}")
+        return feedback
+
+    async def _settle(self, batch: list[_Held], feedback: Feedback) -> None:
         if feedback.sent:
             await self._ack(batch)
             return

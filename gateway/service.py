@@ -31,6 +31,7 @@ from gateway.links.factory import LinkConfig, build_link, capacity_per_hour
 from gateway.mqtt import ExactlyOncePublisher, MqttClient
 from gateway.names import Keys, Topics
 from gateway.queue import Outbox, Queue, Stats
+from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt
@@ -114,8 +115,14 @@ class Gateway:
         self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
         self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
         releases = ReleaseLog(redis=self.redis, keys=self.keys, node=node)
+        self.fragments = FragmentStore(redis=self.redis, keys=self.keys)
         self.ground = Ground(
-            outbox=self.outbox, releases=releases, topics=self.topics, receipts=self.receipts, counters=self.counters
+            outbox=self.outbox,
+            releases=releases,
+            topics=self.topics,
+            receipts=self.receipts,
+            counters=self.counters,
+            fragments=self.fragments,
         )
         self.relays: list[Relay] = []
         self.lanes: list[Lane] = []
@@ -156,6 +163,7 @@ class Gateway:
                 max_in_flight=self.config.max_in_flight,
                 max_attempts=self.config.max_attempts,
                 ceilings=self._ceilings(profile),
+                fragments=self.fragments,
             )
             self.relays.append(relay)
             self._spawn(relay.run(), f"relay[{link.name}]")

@@ -21,10 +21,12 @@ from gateway.links.clock import RealClock
 from gateway.links.mock import Handler, MockLink
 from gateway.names import Keys
 from gateway.queue import Accepted, Queue
+from gateway.queue.fragments import FragmentStore
 from gateway.receipts import Receipt, ReceiptKind
 from gateway.relay import Backlog, Relay
 from protocols.envelope import Kind, Message, Priority
-from protocols.frame import Record, decode_frame, encode_record
+from protocols.fragments import Reassembly
+from protocols.frame import Record, decode_record, encode_record, read_frame
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Counted
@@ -85,12 +87,12 @@ def accepted(
 
 def frame_ids(frame: bytes) -> list[str]:
     """The message ids a frame carries, in frame order."""
-    return [f"{r.message.terminal}:{r.message.seq}" for r in decode_frame(frame)[1]]
+    return [f"{r.message.terminal}:{r.message.seq}" for r in read_frame(frame).records]
 
 
 def frame_classes(frame: bytes) -> list[Priority]:
     """The classes of a frame's records, in frame order."""
-    return [r.message.priority for r in decode_frame(frame)[1]]
+    return [r.message.priority for r in read_frame(frame).records]
 
 
 @dataclass
@@ -427,3 +429,54 @@ class TestCeilings:
 
 async def _count(rig: Rig, counter: str, n: int) -> bool:
     return rig.counters.get(counter) >= n
+
+
+class TestFragments:
+    async def test_oversized_messages_arrive_whole_over_a_lossy_link(self, redis: Redis, keys: Keys) -> None:
+        """Messages three times the MTU go as fragments; with every third frame lost, each is rebuilt exactly once."""
+        ground = Reassembly(max_age_s=3600)
+        rebuilt: list[str] = []
+        calls = itertools.count(1)
+
+        async def handle(frame: bytes, priority: Priority) -> Feedback:
+            if next(calls) % 3 == 0:
+                return LOST
+            carried = read_frame(frame)
+            rebuilt.extend(f"{r.message.terminal}:{r.message.seq}" for r in carried.records)
+            for part in carried.fragments:
+                record = ground.add(part, now=0.0)
+                if record is not None:
+                    message = decode_record(record).message
+                    rebuilt.append(f"{message.terminal}:{message.seq}")
+            return SENT
+
+        store = FragmentStore(redis=redis, keys=keys)
+        rig = await make_rig(redis, keys, handle, mtu=40, fragments=store, max_attempts=100)
+        ids = await rig.enqueue(*(accepted(body="x" * 90, receipt=True) for _ in range(4)))
+        small = await rig.enqueue(accepted(body="hi"))
+        async with relaying(rig.relay):
+            await until(lambda: _done(rig), what="every message acked")
+        assert sorted(rebuilt) == sorted(ids + small)
+        assert rig.counters.get("link.mock.fragments") >= 4 * 3
+        assert all(rig.receipts.kinds(i) == [ReceiptKind.SENT] for i in ids)
+        assert await rig.queue.dead_letters() == []
+
+    async def test_distress_overtakes_a_message_between_its_fragments(self, redis: Redis, keys: Keys) -> None:
+        """An SOS queued while a long routine message is half sent goes in the very next transmission."""
+        sent: list[list[Priority]] = []
+        queued_sos: list[str] = []
+
+        async def handle(frame: bytes, priority: Priority) -> Feedback:
+            carried = read_frame(frame)
+            sent.append([r.message.priority for r in carried.records] or [priority])
+            if len(sent) == 2 and not queued_sos:
+                queued_sos.extend(await rig.enqueue(accepted(priority=DISTRESS, body="sos")))
+            return SENT
+
+        store = FragmentStore(redis=redis, keys=keys)
+        rig = await make_rig(redis, keys, handle, mtu=30, fragments=store, max_in_flight=1)
+        await rig.enqueue(accepted(body="y" * 200))
+        async with relaying(rig.relay):
+            await until(lambda: _done(rig), what="both messages acked")
+        assert sent[2] == [DISTRESS]
+        assert len(sent) > 4
