@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway import packing
 from gateway.ceilings import Ceilings
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
@@ -28,7 +29,7 @@ from gateway.queue.fragments import FragmentStore
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.envelope import Priority
 from protocols.fragments import COMPACT_FRAME_OVERHEAD, Outgoing
-from protocols.frame import MAX_RECORDS, encode_frame_v2, frame_v2_size
+from protocols.frame import MAX_RECORDS, encode_frame_v2
 
 __all__ = ["Backlog", "Relay"]
 
@@ -251,17 +252,12 @@ class Relay:
         """Fill the frame with the most urgent entries that fit, never above ``ceiling``."""
         if self._pack_max == 1 or self._oversized(first):
             return [first]  # an oversized message goes alone, as one fragment per transmission
-        batch, sizes = [first], [len(first.entry.record)]
         more = await self._take(max_priority=ceiling, count=self._pack_max - 1, block_s=0.0)
-        for index, held in enumerate(more):
-            size = len(held.entry.record)
-            if self._oversized(held) or frame_v2_size(record_sizes=[*sizes, size]) > self._link.mtu:
-                for rest in more[index:]:
-                    self._hold(rest)
-                break
-            batch.append(held)
-            sizes.append(size)
-        return batch
+        whole = [first, *(h for h in more if not self._oversized(h))]
+        count = max(1, packing.packable([h.entry.record for h in whole], mtu=self._link.mtu, limit=self._pack_max))
+        for rest in [*whole[count:], *(h for h in more if self._oversized(h))]:
+            self._hold(rest)
+        return whole[:count]
 
     def _oversized(self, held: _Held) -> bool:
         """True if the message needs fragments (and the relay can send them)."""
@@ -277,8 +273,7 @@ class Relay:
             if len(batch) == 1 and self._oversized(batch[0]):
                 await self._transmit_fragment(batch[0])
                 return
-            records = [h.entry.record for h in batch]
-            feedback = await self._send(encode_frame_v2(records=records, compact=len(records) == 1), batch)
+            feedback = await self._send(packing.encode([h.entry.record for h in batch]), batch)
             await self._settle(batch, feedback)
         finally:
             self._slots.release()
