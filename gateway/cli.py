@@ -116,6 +116,9 @@ def _add_bench(sub: Any) -> None:
     ingest.add_argument("--messages", type=int, default=60_000, help="messages per measured run")
     ingest.add_argument("--runs", type=int, default=3, help="runs per variant; the median is reported")
     ingest.set_defaults(command=_bench_ingest)
+    packing = bench.add_parser("packing", help="messages per hour through a BDS-2 level-3 card, packed vs one per send")
+    packing.add_argument("--json", action="store_true", help="print one JSON object")
+    packing.set_defaults(command=_bench_packing)
 
 
 def _tune_gc() -> None:
@@ -236,6 +239,12 @@ async def _status(args: argparse.Namespace) -> int:
     for name in sorted(counters):
         print(f"  {name:<36}{counters[name]:>10}")
     return 0
+
+
+async def _bench_packing(args: argparse.Namespace) -> int:
+    from bench.packing import main as packing_main
+
+    return await packing_main(["--json"] if args.json else [])
 
 
 async def _bench_ingest(args: argparse.Namespace) -> int:
