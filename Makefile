@@ -62,7 +62,7 @@ lint-deploy: venv
 	@scripts/lint-deploy.sh
 
 bench: venv
-	@$(WITH_SERVICES); exec $(BIN)/satgw bench ingest
+	@$(WITH_SERVICES); $(BIN)/satgw bench packing && exec $(BIN)/satgw bench ingest
 
 clean:
 	-@scripts/services.sh stop
