@@ -125,12 +125,14 @@ class _LinkFile(_Strict):
 
     def leo(self) -> LeoProfile:
         """The settings of a ``type = "leo"`` table."""
-        given = self.model_dump(exclude_none=True, exclude={"type", "name"})
+        given = self.model_dump(exclude_none=True, exclude={"type", "name", *_OUTAGE_KEYS})
         if stray := sorted(set(given) - _LEO_KEYS):
-            takes = ", ".join(sorted(_LEO_KEYS))
+            takes = ", ".join(sorted(_LEO_KEYS | set(_OUTAGE_KEYS)))
             raise ValueError(f"{', '.join(stray)}: not a setting of a LEO link (it takes {takes})")
         if self.tle is None or self.gateway_lat is None or self.gateway_lon is None:
             raise ValueError("a LEO link needs tle, gateway_lat and gateway_lon")
+        if any(getattr(self, key) is not None for key in _OUTAGE_KEYS):
+            given["outages"] = self._outage_plan()
         return LeoProfile(name=self.name, **given)
 
     def overrides(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from gateway.links.base import Clock, Feedback, FeedbackCode, FrameSink
 from gateway.links.orbits import Pass, Satellite, Site, delay_s, find_passes, load_tle
+from gateway.links.outages import NO_OUTAGES, OutagePlan, Outages
 from protocols.envelope import Priority
 
 __all__ = ["LeoLink", "LeoProfile", "LeoStats"]
@@ -53,6 +54,8 @@ class LeoStats:
     """Bytes in frames that arrived (``SENT`` only)."""
     passes_used: int = 0
     """Passes that carried at least one frame."""
+    outage_refusals: int = 0
+    """Transmissions refused because the link was in an outage (ground station or network down)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +82,8 @@ class LeoProfile:
     loss_rate: float = 0.0
     seed: int | None = None
     """Seed of the loss draws; None draws from the OS."""
+    outages: OutagePlan = NO_OUTAGES
+    """Scheduled and random outages, on top of the gaps between passes."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -98,6 +103,8 @@ class LeoProfile:
             raise ValueError(f"loss_rate must be at least 0 and below 1, got {self.loss_rate!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        if not isinstance(self.outages, OutagePlan):
+            raise ValueError("outages must be an OutagePlan")
         try:
             self.site()
         except ValueError as exc:
@@ -162,6 +169,7 @@ class LeoLink:
         """Known passes that have not set, by rise; every pass rising before ``_horizon`` is among them."""
         self._horizon = -math.inf
         self._stats = LeoStats()
+        self._outages = None if profile.outages.empty else Outages(profile.outages, origin=clock.now())
 
     @property
     def name(self) -> str:
@@ -190,9 +198,17 @@ class LeoLink:
     def ready_in(self, priority: Priority) -> float:
         """Seconds until a frame may go: 0 while a satellite with capacity is in view, else until the next rise.
 
-        Every class waits alike: no satellite, no transmission.
+        Every class waits alike: no satellite (or an outage), no transmission.
         """
+        now = self._clock.now()
+        down = self._outage_left(now)
+        if down > 0.0:
+            return down
         return self._wait_for(1)
+
+    def _outage_left(self, now: float) -> float:
+        end = None if self._outages is None else self._outages.until(now)
+        return 0.0 if end is None else end - now
 
     async def transmit(self, frame: bytes, *, priority: Priority) -> Feedback:
         """Send ``frame`` to a satellite in view; return once it has it, or why it did not go.
@@ -204,6 +220,9 @@ class LeoLink:
         if len(frame) > self.mtu:
             self._stats = replace(self._stats, too_large=self._stats.too_large + 1)
             return Feedback(FeedbackCode.TOO_LARGE)
+        if (down := self._outage_left(self._clock.now())) > 0.0:
+            self._stats = replace(self._stats, outage_refusals=self._stats.outage_refusals + 1)
+            return Feedback(FeedbackCode.OUTAGE, wait_s=down)
         window = self._reserve(len(frame))
         if window is None:
             self._stats = replace(self._stats, no_pass=self._stats.no_pass + 1)

@@ -90,7 +90,7 @@ class TestConfigFile:
         path = tmp_path / "satgw.toml"
         path.write_text(
             '[[links]]\ntype = "leo"\nname = "swarm"\ntle = "swarm-like"\ngateway_lat = 39.9\ngateway_lon = 116.4\n'
-            "pass_capacity_frames = 10\nmin_elevation_deg = 15\n"
+            "pass_capacity_frames = 10\nmin_elevation_deg = 15\noutage_rate_per_h = 0.5\n"
         )
         (link,) = load_file(path).links
         assert isinstance(link, LeoProfile)

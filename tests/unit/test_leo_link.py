@@ -17,6 +17,7 @@ from gateway.links import Feedback, FeedbackCode, Link, SimClock
 from gateway.links.geometry import LIGHT_SPEED_KM_S
 from gateway.links.leo import LeoLink, LeoProfile, LeoStats
 from gateway.links.orbits import Pass, find_passes, slant_range_km
+from gateway.links.outages import OutagePlan, Window
 from protocols.envelope import Priority
 
 DAY_START = datetime(2026, 11, 26, tzinfo=UTC).timestamp()
@@ -294,3 +295,19 @@ class TestADay:
         for q in whole:
             assert sum(q.rise <= t <= q.set + 0.01 for _, _, t in sink.frames) == 5
         assert link.stats().passes_used == len(whole)
+
+
+async def test_an_outage_during_a_pass_refuses_every_class_until_it_ends(clock: SimClock, sink: RecordingSink) -> None:
+    """A scheduled outage over a pass refuses even distress with OUTAGE and the wait to its end; then frames go."""
+    pass_ = find_passes(profile().satellites(), profile().site(), DAY_START, DAY_START + DAY)[0]
+    mid = (pass_.rise + pass_.set) / 2
+    plan = OutagePlan(windows=(Window(pass_.rise - 60, mid),))
+    link = make(clock, sink, outages=plan)
+    await clock.run_until(pass_.rise + 1)
+    assert link.ready_in(DISTRESS) == pytest.approx(mid - clock.now())
+    refused = await link.transmit(b"sos", priority=DISTRESS)
+    assert (refused.code, refused.wait_s) == (FeedbackCode.OUTAGE, pytest.approx(mid - clock.now()))
+    await clock.run_until(mid + 1)
+    sent = await clock.drive(link.transmit(b"sos", priority=DISTRESS))
+    assert sent.sent
+    assert link.stats().outage_refusals == 1
