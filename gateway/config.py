@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +23,7 @@ from gateway.links.geo import GeoProfile
 from gateway.links.leo import LeoProfile
 from gateway.links.outages import OutagePlan, Window
 from gateway.links.profiles import CATALOGUE, DEFAULT_PROFILE, configure, lookup
+from gateway.links.rdss_serial import RDSS_SERIAL_KEYS, RdssSerialProfile
 from gateway.quotas import Quota
 from protocols.envelope import Priority
 
@@ -122,6 +123,29 @@ class _LinkFile(_Strict):
     pass_capacity_frames: int | None = Field(None, ge=1)
     pass_capacity_bytes: int | None = Field(None, ge=1)
     mtu: int | None = Field(None, ge=1)
+    # type = "rdss-serial" only (a real BeiDou terminal; max_frame_bytes and interval_s apply too):
+    port: str | None = Field(None, min_length=1)
+    baudrate: int | None = Field(None, gt=0)
+    recipient: str | None = Field(None, pattern=r"^[0-9]{1,11}$")
+    generation: Literal["auto", "bds2", "bds3"] | None = None
+    fki_timeout_s: float | None = Field(None, gt=0)
+    query_timeout_s: float | None = Field(None, gt=0)
+    beam_interval_s: int | None = Field(None, ge=1)
+    min_beam_power: int | None = Field(None, ge=0)
+    bds3_bits: int | None = Field(None, ge=8)
+    emergency_exemption: bool | None = None
+    frequency_point: int | None = Field(None, ge=1, le=5)
+    deliver_received: bool | None = None
+
+    def rdss_serial(self) -> RdssSerialProfile:
+        """The settings of a ``type = "rdss-serial"`` table: a real BeiDou terminal on a serial port."""
+        given = self.model_dump(exclude_none=True, exclude={"type", "name"})
+        if stray := sorted(set(given) - RDSS_SERIAL_KEYS):
+            takes = ", ".join(sorted(RDSS_SERIAL_KEYS))
+            raise ValueError(f"{', '.join(stray)}: not a setting of an rdss-serial link (it takes {takes})")
+        if self.port is None or self.recipient is None:
+            raise ValueError("an rdss-serial link needs port and recipient")
+        return RdssSerialProfile(name=self.name, **given)
 
     def leo(self) -> LeoProfile:
         """The settings of a ``type = "leo"`` table."""
@@ -140,6 +164,8 @@ class _LinkFile(_Strict):
         given = self.model_dump(exclude_none=True, exclude={"type", "name", "profile", *_OUTAGE_KEYS})
         if stray := sorted(set(given) & (_LEO_KEYS - {"loss_rate", "seed"})):
             raise ValueError(f'{", ".join(stray)}: only a LEO link (type = "leo") takes that')
+        if stray := sorted(set(given) & (RDSS_SERIAL_KEYS - {"max_frame_bytes", "interval_s"})):
+            raise ValueError(f'{", ".join(stray)}: only a real terminal link (type = "rdss-serial") takes that')
         if any(getattr(self, key) is not None for key in _OUTAGE_KEYS):
             given["outages"] = self._outage_plan()
         return given
@@ -263,6 +289,8 @@ def _link(link: _LinkFile) -> LinkConfig:
     try:
         if link.type == "leo":
             return link.leo()
+        if link.type == "rdss-serial":
+            return link.rdss_serial()
         if link.profile is None:
             return _custom(link)
         kind = lookup(link.profile).kind

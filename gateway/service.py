@@ -128,7 +128,7 @@ class Gateway:
         self.lanes: list[Lane] = []
         self.inbound: list[MqttClient] = []
         if "relay" in s.roles:
-            self._start_relays()
+            await self._start_relays()
             self._spawn(self.ground.publish_forever(self._ground_publisher), "ground.publisher")
             self._spawn(self._reclaim_forever(), "queue.reclaim")
         self._spawn(self._flush_stats_forever(), "stats")
@@ -149,9 +149,11 @@ class Gateway:
         client_id = f"satgw-{self.settings.node}-ground"
         return ExactlyOncePublisher(url=self.settings.mqtt_url, client_id=client_id, clean_start=clean_start)
 
-    def _start_relays(self) -> None:
+    async def _start_relays(self) -> None:
         for profile in self.config.links:
             link = build_link(profile, sink=self.ground, clock=self._clock)
+            if isinstance(link, contextlib.AbstractAsyncContextManager):
+                link = await self._stack.enter_async_context(link)  # a real terminal: open the port, query the card
             relay = Relay(
                 link=link,
                 queue=self.queue,

@@ -9,12 +9,14 @@ from gateway.links.base import Clock, FrameSink, Link
 from gateway.links.geo import GeoProfile
 from gateway.links.leo import LeoProfile
 from gateway.links.orbits import find_passes
+from gateway.links.rdss_serial import RdssSerialProfile
 from gateway.links.sbd import SbdProfile
 
 __all__ = ["LinkConfig", "build_link", "capacity_per_hour"]
 
-LinkConfig = GeoProfile | SbdProfile | LeoProfile
-"""The settings of any link kind (BeiDou card pools over GEO or MEO, Iridium SBD modems, LEO store-and-forward)."""
+LinkConfig = GeoProfile | SbdProfile | LeoProfile | RdssSerialProfile
+"""The settings of any link kind: modelled BeiDou card pools over GEO or MEO, Iridium SBD modems, LEO
+store-and-forward, and a real BeiDou terminal on a serial port (built unopened: ``async with`` it)."""
 
 _DAY_S = 86_400.0
 
@@ -34,7 +36,7 @@ def build_link(cfg: LinkConfig, *, clock: Clock, sink: FrameSink, rng: random.Ra
     match cfg:
         case GeoProfile():
             return cfg.build(sink=sink, clock=clock, rng=rng)
-        case SbdProfile() | LeoProfile():
+        case SbdProfile() | LeoProfile() | RdssSerialProfile():
             return cfg.build(sink=sink, clock=clock, rng=rng)
         case _:
             raise TypeError(f"no link kind takes settings of type {type(cfg).__name__}")
@@ -53,6 +55,9 @@ def capacity_per_hour(cfg: LinkConfig, *, now: float | None = None) -> float | N
             return 3600.0 / max(cfg.interval_s, cfg.session_s(cfg.max_frame_bytes))
         case LeoProfile():
             return _leo_capacity_per_hour(cfg, time.time() if now is None else now)
+        case RdssSerialProfile():
+            # The card tells its interval only once opened; the config may state it beforehand.
+            return 3600.0 / cfg.interval_s if cfg.interval_s else None
         case _:
             raise TypeError(f"no link kind takes settings of type {type(cfg).__name__}")
 
