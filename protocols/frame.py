@@ -24,6 +24,10 @@ v2 compact (one item, no CRC: for tiny MTUs, over links whose own layer checks i
 
     0  1  0xB3 then one record to the end, or 0xB4 then one fragment to the end
 
+packed (``0xBA``: up to 255 records re-encoded relative to each other, with a CRC; see
+:mod:`protocols.packed`). :class:`FramePacker` and :func:`encode_best` pick the shortest
+of the compact, v2 and packed forms for a list of records.
+
 A fragmented message carries its own CRC, checked when the ground joins it.
 """
 
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 
 from protocols.errors import DecodeError, Reason
 from protocols.fragments import Fragment, decode_fragment
+from protocols.packed import PACKED_FORM, PackedBuilder, decode_packed, encode_packed
 from protocols.record import MAX_RECORD_BYTES, Record, decode_record, encode_record
 from protocols.wire import Reader, crc16, uvarint, uvarint_size
 
@@ -44,15 +49,20 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_RECORD_BYTES",
     "MAX_RECORDS",
+    "FramePacker",
     "LinkFrame",
     "Record",
+    "best_size",
     "crc16",
     "decode_frame",
     "decode_record",
+    "encode_best",
     "encode_frame",
+    "encode_frame_packed",
     "encode_frame_v2",
     "encode_record",
     "frame_overhead",
+    "frame_packed_size",
     "frame_v2_size",
     "read_frame",
 ]
@@ -82,6 +92,8 @@ class LinkFrame:
     """The link's frame counter (v1 only)."""
     compact: bool = False
     """True for the v2 one-item form without a CRC."""
+    packed: bool = False
+    """True for the packed form (0xBA), which carries records only."""
 
 
 def frame_overhead(record_count: int) -> int:
@@ -172,6 +184,84 @@ def frame_v2_size(
     return _V2_OVERHEAD + heads + sum(record_sizes) + sum(fragment_sizes)
 
 
+def encode_frame_packed(records: Sequence[Record | bytes]) -> bytes:
+    """Return the packed frame (0xBA) of up to 255 records, given as :class:`Record` or as their bytes.
+
+    Raises:
+        ValueError: more than 255 records, or record bytes that do not parse.
+    """
+    return encode_packed(records)
+
+
+def frame_packed_size(records: Sequence[Record | bytes]) -> int:
+    """Return the exact length of the frame :func:`encode_frame_packed` makes of ``records``."""
+    return len(encode_packed(records))
+
+
+class FramePacker:
+    """One transmission's frame grown a record at a time, always in its shortest form.
+
+    One record goes in a compact frame, several in v2, unless the packed form is shorter
+    (a tie keeps the older form). Each :meth:`size_with` and :meth:`add` costs one record's
+    encoding, so a sender can pack greedily: add while ``size_with(next) <= mtu``.
+    """
+
+    def __init__(self) -> None:
+        self._records: list[bytes] = []
+        self._v2 = _V2_OVERHEAD
+        self._packed = PackedBuilder()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def size(self) -> int:
+        """The length of the frame :meth:`encode` returns now."""
+        return min(self._older(), self._packed.size)
+
+    def size_with(self, record: bytes) -> int:
+        """Return the length of the shortest frame if ``record`` were added (ValueError if it does not parse)."""
+        if not self._records:
+            older = frame_v2_size(record_sizes=[len(record)], compact=True)
+        else:
+            older = self._v2 + uvarint_size(len(record) * 2 + _RECORD) + len(record)
+        return min(older, self._packed.size_with(record))
+
+    def add(self, record: bytes) -> None:
+        """Add one encoded record (ValueError for an empty or unparsable record, or a 256th)."""
+        if not record:
+            raise ValueError("a record cannot be empty")
+        self._packed.add(record)
+        self._records.append(record)
+        self._v2 += uvarint_size(len(record) * 2 + _RECORD) + len(record)
+
+    def encode(self) -> bytes:
+        """Return the shortest frame that carries every record added so far."""
+        if self._packed.size < self._older():
+            return self._packed.encode()
+        return encode_frame_v2(records=self._records, compact=len(self._records) == 1)
+
+    def _older(self) -> int:
+        """The length of the compact (one record) or v2 frame of the records so far."""
+        return 1 + len(self._records[0]) if len(self._records) == 1 else self._v2
+
+
+def encode_best(records: Sequence[bytes]) -> bytes:
+    """Return the shortest frame (compact, v2 or packed) that carries ``records`` whole, in order."""
+    packer = FramePacker()
+    for record in records:
+        packer.add(record)
+    return packer.encode()
+
+
+def best_size(records: Sequence[bytes]) -> int:
+    """Return ``len(encode_best(records))`` without building the frame."""
+    packer = FramePacker()
+    for record in records:
+        packer.add(record)
+    return packer.size
+
+
 def read_frame(frame: bytes) -> LinkFrame:
     """Decode a frame of any version (v1, v2, v2 compact), raising only :class:`DecodeError`.
 
@@ -187,8 +277,10 @@ def read_frame(frame: bytes) -> LinkFrame:
         return LinkFrame(version=2, records=(_one_record(frame[1:]),), compact=True)
     if form == _COMPACT_FRAGMENT:
         return LinkFrame(version=2, records=(), fragments=(decode_fragment(frame[1:]),), compact=True)
+    if form == PACKED_FORM:
+        return LinkFrame(version=2, records=decode_packed(frame), packed=True)
     if form is not None and form & 0xF0 == _MAGIC and form != _V1:
-        raise DecodeError(Reason.UNSUPPORTED_VERSION, f"frame format {form & 0x0F} (this gateway reads 1 to 4)")
+        raise DecodeError(Reason.UNSUPPORTED_VERSION, f"frame format {form & 0x0F} (this gateway reads 1 to 4 and 10)")
     frame_seq, records = decode_frame(frame)
     return LinkFrame(version=1, records=tuple(records), frame_seq=frame_seq)
 

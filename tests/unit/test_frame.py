@@ -399,7 +399,7 @@ class TestFrameV2:
             (b"\xb2\x00\x00", Reason.MALFORMED),  # a CRC that does not match
             (b"\xb3", Reason.MALFORMED),
             (b"\xb4", Reason.MALFORMED),
-            (b"\xb5" + bytes(10), Reason.UNSUPPORTED_VERSION),
+            (b"\xb6" + bytes(10), Reason.UNSUPPORTED_VERSION),
             (b"\xb0", Reason.UNSUPPORTED_VERSION),
             (b"\x01" + bytes(10), Reason.MALFORMED),
             (b"\xb3" + bytes(MAX_FRAME_BYTES), Reason.OVERSIZED),
