@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from gateway.exceptions import LinkError
 from gateway.names import Keys
-from protocols.envelope import Kind, Message, Position, Priority
+from protocols.envelope import Kind, Message, Priority
 from protocols.frame import encode_best, encode_record
 from protocols.record import Record
 from tests.integration.test_fragments import delivered, ground_side
@@ -18,7 +18,7 @@ LINK = "bds2-l3"
 MTU = 78  # a BDS-2 level-3 card: 628 bits
 
 
-def telemetry(number: int, seq: int, *, position: Position | None = None) -> bytes:
+def telemetry(number: int, seq: int) -> bytes:
     """An encoded routine telemetry record from fleet terminal T{number:06d}."""
     message = Message(
         terminal=f"T{number:06d}",
@@ -27,7 +27,6 @@ def telemetry(number: int, seq: int, *, position: Position | None = None) -> byt
         kind=Kind.TELEMETRY,
         body=f"b=3.{seq % 10}",
         ts=1.7e9 + seq,
-        position=position,
     )
     return encode_record(Record(message=message, received_at=1.7e9 + seq + 1.25))
 
