@@ -7,22 +7,15 @@ Mark test modules with ``pytestmark = pytest.mark.integration``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from redis.asyncio import Connection, ConnectionPool, Redis
 
+from gateway.config import Settings
 from gateway.names import Keys, Topics
-
-REDIS_URL = os.environ.get("SATGW_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def unique_prefix() -> str:
-    """A fresh prefix for one test's keys or topics."""
-    return f"t{uuid4().hex[:10]}"
+from tests.harness import REDIS_URL, delete_prefix, settings_for, unique_prefix
 
 
 @pytest.fixture
@@ -72,3 +65,11 @@ async def counted() -> AsyncIterator[Counted]:
     counted.writes = 0
     yield counted
     await counted.client.aclose()
+
+
+@pytest.fixture(name="settings")
+async def _settings() -> AsyncIterator[Settings]:
+    """Gateway settings under a unique prefix (keys and topics); its keys are deleted afterwards."""
+    prefix = unique_prefix()
+    yield settings_for(prefix)
+    await delete_prefix(settings_for(prefix).redis_url, prefix)

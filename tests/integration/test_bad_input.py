@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -22,23 +21,13 @@ from protocols.seal import MAX_WIRE_BYTES, new_key, peek_header, seal
 from tests.harness import (
     Observer,
     config_with,
-    delete_prefix,
     eventually,
     observing,
     provision,
     running_gateway,
-    settings_for,
-    unique_prefix,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="settings")
-async def _settings() -> AsyncIterator[Settings]:
-    prefix = unique_prefix()
-    yield settings_for(prefix)
-    await delete_prefix(settings_for(prefix).redis_url, prefix)
 
 
 def _client(settings: Settings) -> MqttClient:

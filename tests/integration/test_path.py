@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,23 +12,13 @@ from gateway.mqtt import MqttClient
 from protocols.envelope import Kind, Position, Priority
 from tests.harness import (
     config_with,
-    delete_prefix,
     eventually,
     observing,
     provision,
     running_gateway,
-    settings_for,
-    unique_prefix,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="settings")
-async def _settings() -> AsyncIterator[Settings]:
-    prefix = unique_prefix()
-    yield settings_for(prefix)
-    await delete_prefix(settings_for(prefix).redis_url, prefix)
 
 
 async def _publisher(settings: Settings) -> MqttClient:

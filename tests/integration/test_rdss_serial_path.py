@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,23 +15,13 @@ from protocols.frame import read_frame
 from protocols.rdss import Txa
 from tests.harness import (
     config_with,
-    delete_prefix,
     eventually,
     observing,
     provision,
     running_gateway,
-    settings_for,
-    unique_prefix,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="settings")
-async def _settings() -> AsyncIterator[Settings]:
-    prefix = unique_prefix()
-    yield settings_for(prefix)
-    await delete_prefix(settings_for(prefix).redis_url, prefix)
 
 
 async def test_messages_go_out_through_the_terminal_and_report_sent(settings: Settings) -> None:
