@@ -203,13 +203,15 @@ class FramePacker:
 
     One record goes in a compact frame, several in v2, unless the packed form is shorter
     (a tie keeps the older form). Each :meth:`size_with` and :meth:`add` costs one record's
-    encoding, so a sender can pack greedily: add while ``size_with(next) <= mtu``.
+    encoding, so a sender can pack greedily: add while ``size_with(next) <= mtu``. Bytes that
+    do not parse as a record, or a 256th record, rule the packed form out: such a frame is
+    v2, as before, and the ground judges its records.
     """
 
     def __init__(self) -> None:
         self._records: list[bytes] = []
         self._v2 = _V2_OVERHEAD
-        self._packed = PackedBuilder()
+        self._packed: PackedBuilder | None = PackedBuilder()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -217,33 +219,52 @@ class FramePacker:
     @property
     def size(self) -> int:
         """The length of the frame :meth:`encode` returns now."""
-        return min(self._older(), self._packed.size)
+        return _least(self._older(), self._packed_size())
 
     def size_with(self, record: bytes) -> int:
-        """Return the length of the shortest frame if ``record`` were added (ValueError if it does not parse)."""
+        """Return the length of the shortest frame if ``record`` were added."""
         if not self._records:
             older = frame_v2_size(record_sizes=[len(record)], compact=True)
         else:
             older = self._v2 + uvarint_size(len(record) * 2 + _RECORD) + len(record)
-        return min(older, self._packed.size_with(record))
+        return _least(older, self._packed_size(record))
 
     def add(self, record: bytes) -> None:
-        """Add one encoded record (ValueError for an empty or unparsable record, or a 256th)."""
+        """Add one encoded record (ValueError if it is empty)."""
         if not record:
             raise ValueError("a record cannot be empty")
-        self._packed.add(record)
+        if self._packed is not None:
+            try:
+                self._packed.add(record)
+            except ValueError:  # no record, or a 256th: only v2 carries these
+                self._packed = None
         self._records.append(record)
         self._v2 += uvarint_size(len(record) * 2 + _RECORD) + len(record)
 
     def encode(self) -> bytes:
         """Return the shortest frame that carries every record added so far."""
-        if self._packed.size < self._older():
+        if self._packed is not None and self._packed.size < self._older():
             return self._packed.encode()
         return encode_frame_v2(records=self._records, compact=len(self._records) == 1)
 
     def _older(self) -> int:
         """The length of the compact (one record) or v2 frame of the records so far."""
         return 1 + len(self._records[0]) if len(self._records) == 1 else self._v2
+
+    def _packed_size(self, record: bytes | None = None) -> int | None:
+        """The packed frame's length, with ``record`` added if given; None if the records cannot be packed."""
+        if self._packed is None or (record is not None and len(self._packed) >= MAX_RECORDS):
+            return None
+        if record is None:
+            return self._packed.size
+        try:
+            return self._packed.size_with(record)
+        except ValueError:
+            return None
+
+
+def _least(older: int, packed: int | None) -> int:
+    return older if packed is None else min(older, packed)
 
 
 def encode_best(records: Sequence[bytes]) -> bytes:
@@ -263,7 +284,7 @@ def best_size(records: Sequence[bytes]) -> int:
 
 
 def read_frame(frame: bytes) -> LinkFrame:
-    """Decode a frame of any version (v1, v2, v2 compact), raising only :class:`DecodeError`.
+    """Decode a frame of any form (v1, v2, v2 compact, packed), raising only :class:`DecodeError`.
 
     A frame is refused whole: a bad CRC, truncation, trailing bytes, items out of order,
     or any record or fragment that does not decode.

@@ -160,17 +160,30 @@ class TestBestForm:
         assert len(frame) <= 78
         assert read_frame(frame).records == tuple(map(decode_record, raws))
 
-    def test_packer_refuses_what_it_cannot_carry(self) -> None:
-        """An empty record, bytes that are no record, and a 256th record are ValueError."""
+    def test_packer_refuses_only_an_empty_record(self) -> None:
+        """An empty record is ValueError; a record that does not parse is carried in v2, untouched."""
         packer = FramePacker()
-        for bad in (b"", b"\x05ab", b"\x01t\x01\x0f\x00\x00\x00\x00"):
-            with pytest.raises(ValueError, match=r"empty|truncated|trailing"):
-                packer.add(bad)
-        raw = _telemetry(1, seq=1, at=BASE, body="")
-        for _ in range(255):
+        with pytest.raises(ValueError, match="empty"):
+            packer.add(b"")
+        good, bad = _telemetry(1, seq=1, at=BASE, body="b=3.9"), b"\x05ab"
+        packer.add(good)
+        assert packer.size_with(bad) == frame_v2_size(record_sizes=[len(good), len(bad)])
+        packer.add(bad)
+        packer.add(good)
+        frame = packer.encode()
+        assert frame == encode_frame_v2(records=[good, bad, good]) == encode_best([good, bad, good])
+        assert len(frame) == packer.size
+
+    def test_more_than_255_records_go_in_v2(self) -> None:
+        """Past 255 records the packed form cannot carry them: the frame is v2, at the size predicted."""
+        raws = [_telemetry(n % 7, seq=n, at=BASE + n, body="") for n in range(256)]
+        packer = FramePacker()
+        for raw in raws[:255]:
             packer.add(raw)
-        with pytest.raises(ValueError, match="at most 255"):
-            packer.add(raw)
+        assert packer.encode()[0] == 0xBA
+        assert packer.size_with(raws[255]) == frame_v2_size(record_sizes=list(map(len, raws)))
+        assert encode_best(raws) == encode_frame_v2(records=raws)
+        assert best_size(raws) == len(encode_best(raws))
 
 
 class TestRefusals:
