@@ -28,7 +28,7 @@ from gateway.queue import Entry, Queue
 from gateway.queue.fragments import FragmentStore
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.envelope import Priority
-from protocols.fragments import COMPACT_FRAME_OVERHEAD, Outgoing
+from protocols.fragments import Outgoing
 from protocols.frame import MAX_RECORDS, encode_frame_v2
 
 __all__ = ["Backlog", "Relay"]
@@ -261,7 +261,7 @@ class Relay:
 
     def _oversized(self, held: _Held) -> bool:
         """True if the message needs fragments (and the relay can send them)."""
-        too_big = len(held.entry.record) + COMPACT_FRAME_OVERHEAD > self._link.mtu
+        too_big = packing.frame_size([held.entry.record]) > self._link.mtu
         return too_big and self._fragments is not None
 
     def _hold(self, held: _Held, *, attempts: int | None = None, not_before: float = 0.0) -> None:
