@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from protocols.errors import DecodeError, Reason
 
 __all__ = [
@@ -151,10 +153,10 @@ def encode_inner(message: Message) -> bytes:
 def decode_inner(raw: bytes, *, terminal: str, seq: int, priority: Priority, receipt: bool) -> Message:
     """Build a :class:`Message` from the sealed JSON and the authenticated header fields."""
     try:
-        inner = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers bad UTF-8, bad JSON and over-long integers; deep nesting exhausts the recursion limit.
-        raise DecodeError(Reason.MALFORMED, f"inner JSON does not parse: {type(exc).__name__}") from None
+        inner = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # Strict RFC 8259: bad UTF-8 or lone surrogates, NaN/Infinity, integers beyond 64 bits, deep nesting.
+        raise DecodeError(Reason.MALFORMED, f"inner JSON does not parse: {exc}") from None
     if not isinstance(inner, dict) or not set(inner) <= {"k", "b", "ts", "lat", "lon", "ttl"}:
         raise DecodeError(Reason.INVALID_FIELD, "inner JSON must be an object of k, b, ts, lat, lon, ttl")
     return Message(
