@@ -62,6 +62,9 @@ _FLAG_RECEIPT = 0x01
 _SEQ_PRIO_FLAGS = struct.Struct(">QBB")
 
 
+_PRIORITIES = tuple(Priority)  # indexing beats Priority(n) on the hot path
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     """The clear, authenticated part of a sealed message."""
@@ -114,7 +117,7 @@ def peek_header(payload: bytes) -> Header:
     seq, prio, flags = _SEQ_PRIO_FLAGS.unpack_from(payload, 2 + payload[1])
     if prio > Priority.ROUTINE or flags & ~_FLAG_RECEIPT:
         raise DecodeError(Reason.INVALID_FIELD, f"priority {prio} or flags {flags:#x} out of range")
-    return Header(terminal, seq, Priority(prio), bool(flags & _FLAG_RECEIPT), size)
+    return Header(terminal, seq, _PRIORITIES[prio], bool(flags & _FLAG_RECEIPT), size)
 
 
 def open_sealed(payload: bytes, key: bytes, header: Header | None = None) -> Message:
@@ -137,7 +140,9 @@ def _encode_header(message: Message) -> bytes:
     return bytes((VERSION, len(terminal))) + terminal + _SEQ_PRIO_FLAGS.pack(message.seq, message.priority, flags)
 
 
+@functools.lru_cache(maxsize=65536)
 def _terminal_id(raw: bytes) -> str:
+    # Terminals send again and again: validate each id once (a refused id raises and is not cached).
     try:
         return validate_terminal_id(raw.decode("ascii"))
     except UnicodeDecodeError:
