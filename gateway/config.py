@@ -73,7 +73,7 @@ class _Strict(BaseModel):
 
 
 class _IngestFile(_Strict):
-    max_batch: int = Field(500, ge=1, le=10_000)
+    max_batch: int = Field(1000, ge=1, le=10_000)
     receive_maximum: int = Field(1000, ge=1, le=65_535)
 
 
@@ -243,7 +243,7 @@ class GatewayConfig:
     """What the TOML file says (or the defaults): links and tuning."""
 
     links: tuple[LinkConfig, ...] = DEFAULT_LINKS
-    max_batch: int = 500
+    max_batch: int = 1000
     receive_maximum: int = 1000
     max_deliveries: int = 5
     reclaim_idle_s: float = 60.0

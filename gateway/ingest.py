@@ -84,7 +84,7 @@ class Lane:
         topics: Topics,
         receipts: ReceiptSink,
         counters: Counters,
-        max_batch: int = 500,
+        max_batch: int = 1000,
         quotas: Quotas | None = None,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
