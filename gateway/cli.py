@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway import cli_links, cli_rdss, config
+from gateway import cli_links, cli_rdss, config, logs, status_view
 from gateway.credentials import Credentials
 from gateway.exceptions import GatewayError
 from gateway.mqtt import MqttClient
@@ -36,9 +36,12 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``satgw`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        log_format = logs.parse_format(os.environ.get("SATGW_LOG_FORMAT"))
+    except ValueError as exc:
+        print(f"satgw: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level, json=log_format)
     _install_uvloop()
     try:
         command: Command = args.command
@@ -68,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_terminal(sub)
     status = sub.add_parser("status", help="queue depths per class and gateway counters")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--color", choices=["auto", "always", "never"], default="auto", help="colour the table (default: on a TTY)"
+    )
     status.set_defaults(command=_status)
     _add_bench(sub)
     cli_links.register(sub)
@@ -232,12 +238,8 @@ async def _status(args: argparse.Namespace) -> int:
         }
         print(json.dumps({"queues": queues, "counters": counters}))
         return 0
-    print(f"{'class':<10}{'depth':>8}{'pending':>9}{'oldest':>10}")
-    for d in depths:
-        age = "-" if d.oldest_age_s is None else f"{d.oldest_age_s:.1f}s"
-        print(f"{d.priority.label:<10}{d.depth:>8}{d.pending:>9}{age:>10}")
-    for name in sorted(counters):
-        print(f"  {name:<36}{counters[name]:>10}")
+    color = status_view.use_color(args.color, isatty=sys.stdout.isatty(), environ=os.environ)
+    print(status_view.render(status_view.summarize(depths, counters), color=color))
     return 0
 
 

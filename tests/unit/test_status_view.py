@@ -1,0 +1,167 @@
+"""gateway.status_view: what ``satgw status`` prints, from queue depths and the stats counters."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gateway.queue import Depth
+from gateway.status_view import format_age, render, summarize, use_color
+from protocols.envelope import Priority
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RED = "\x1b[1;31m"
+
+COUNTERS = {
+    "accepted.distress": 5,
+    "sent.distress": 4,
+    "delivered.distress": 3,
+    "accepted.routine": 1000,
+    "sent.routine": 870,
+    "delivered.routine": 860,
+    "expired.routine": 7,
+    "dead.routine": 2,
+    "rejected.bad_seal": 3,
+    "rejected.replay": 10,
+    "link.lab-geo-1.sent": 800,
+    "link.lab-geo-1.lost": 4,
+    "link.lab-geo-1.interval_not_reached": 30,
+    "link.leo.v2.sent": 70,
+    "link.leo.v2.fragments": 7,
+    "ground.duplicates": 2,
+    "receipts.accepted": 12,
+}
+
+
+def depths(distress: tuple[int, int] = (0, 0), routine: tuple[int, int] = (120, 4)) -> list[Depth]:
+    """Depths of the four classes: distress and routine as (depth, pending), the others empty."""
+    ages = {Priority.DISTRESS: 3.25 if sum(distress) else None, Priority.ROUTINE: 3725.0 if sum(routine) else None}
+    given = {Priority.DISTRESS: distress, Priority.ROUTINE: routine}
+    return [Depth(p, *given.get(p, (0, 0)), ages.get(p)) for p in Priority]
+
+
+def table_rows(text: str, first: str) -> dict[str, list[str]]:
+    """The table whose header starts with ``first``, as row name → the remaining cells."""
+    lines = text.split("\n\n")
+    (block,) = [b for b in lines if b.startswith(first)]
+    rows = [line.split() for line in block.splitlines()]
+    return {row[0]: row[1:] for row in rows}
+
+
+class TestSummarize:
+    def test_counters_sorted_into_classes_links_reasons_and_the_rest(self) -> None:
+        """Each stats counter lands in exactly one place: its class row, its link, its reason, or other."""
+        summary = summarize(depths(), COUNTERS)
+        routine = next(r for r in summary.classes if r.label == "routine")
+        assert (routine.depth, routine.pending, routine.counts) == (120, 4, (1000, 870, 860, 7, 2))
+        assert summary.links == {
+            "lab-geo-1": {"sent": 800, "lost": 4, "interval_not_reached": 30},
+            "leo.v2": {"sent": 70, "fragments": 7},
+        }
+        assert list(summary.rejected.items()) == [("replay", 10), ("bad_seal", 3)]
+        assert summary.other == {"ground.duplicates": 2, "receipts.accepted": 12}
+
+    def test_distress_row_and_waiting(self) -> None:
+        """The distress row counts queued plus in-transmission messages as waiting."""
+        summary = summarize(depths(distress=(1, 2)), {})
+        assert summary.distress is not None
+        assert summary.distress.waiting == 3
+
+
+class TestRender:
+    def test_plain_output_has_no_escape_codes(self) -> None:
+        """Without colour not one ANSI escape is printed, even with distress waiting and dead letters."""
+        text = render(summarize(depths(distress=(1, 0)), COUNTERS), color=False)
+        assert "\x1b" not in text
+
+    def test_class_table_columns(self) -> None:
+        """The class table has one row per class plus a total, with depth, pending, oldest age and counters."""
+        text = render(summarize(depths(distress=(1, 2)), COUNTERS), color=False)
+        rows = table_rows(text, "class")
+        assert rows["class"] == ["depth", "pending", "oldest", "accepted", "sent", "delivered", "expired", "dead"]
+        assert rows["distress"] == ["1", "2", "3.2s", "5", "4", "3", "0", "0"]
+        assert rows["urgency"] == ["0", "0", "-", "0", "0", "0", "0", "0"]
+        assert rows["routine"] == ["120", "4", "1h02m", "1000", "870", "860", "7", "2"]
+        assert rows["total"] == ["121", "6", "1h02m", "1005", "874", "863", "7", "2"]
+
+    def test_columns_line_up(self) -> None:
+        """Every line of the class table is as wide as its header, numbers right-aligned under it."""
+        text = render(summarize(depths(), COUNTERS), color=False)
+        block = next(b for b in text.split("\n\n") if b.startswith("class"))
+        widths = {len(line) for line in block.splitlines()}
+        assert len(widths) == 1
+
+    def test_links_and_rejections(self) -> None:
+        """Links list sent, fragments and failure codes by short name; rejections come most frequent first."""
+        text = render(summarize(depths(), COUNTERS), color=False)
+        links = table_rows(text, "link")
+        assert links["link"] == ["sent", "fragments", "lost", "interval"]
+        assert links["lab-geo-1"] == ["800", "0", "4", "30"]
+        assert links["leo.v2"] == ["70", "7", "0", "0"]
+        assert list(table_rows(text, "rejected").items()) == [
+            ("rejected", ["count"]),
+            ("replay", ["10"]),
+            ("bad_seal", ["3"]),
+            ("total", ["13"]),
+        ]
+        assert table_rows(text, "counter")["ground.duplicates"] == ["2"]
+
+    def test_distress_waiting_is_announced_first(self) -> None:
+        """With distress queued or in transmission the first line says so, with the counts and oldest age."""
+        text = render(summarize(depths(distress=(1, 2)), {}), color=False)
+        assert text.splitlines()[0] == "!! DISTRESS WAITING: 3 (1 queued, 2 in transmission), oldest 3.2s"
+
+    def test_quiet_gateway(self) -> None:
+        """No distress, no links and no rejections read as such instead of empty tables."""
+        text = render(summarize(depths(routine=(0, 0)), {}), color=False)
+        assert text.splitlines()[0] == "no distress waiting"
+        assert "rejected: none" in text
+        assert "link" not in text
+
+    def test_forced_colour_marks_distress_red(self) -> None:
+        """With colour, the distress line and the distress row are red; without the codes the text is unchanged."""
+        summary = summarize(depths(distress=(1, 0)), COUNTERS)
+        text = render(summary, color=True)
+        assert text.startswith(f"{RED}!! DISTRESS WAITING")
+        distress_line = next(line for line in text.splitlines() if ANSI.sub("", line).startswith("distress"))
+        assert distress_line.startswith(f"{RED}distress")
+        assert ANSI.sub("", text) == render(summary, color=False)
+
+    def test_no_red_when_distress_is_empty(self) -> None:
+        """With colour on and no distress waiting, nothing is painted red."""
+        text = render(summarize(depths(), COUNTERS), color=True)
+        assert RED not in text
+        assert "\x1b[" in text  # headers and warnings are still styled
+
+
+class TestColourChoice:
+    @pytest.mark.parametrize(
+        ("choice", "isatty", "environ", "expected"),
+        [
+            ("always", False, {}, True),
+            ("never", True, {}, False),
+            ("auto", True, {}, True),
+            ("auto", False, {}, False),
+            ("auto", True, {"NO_COLOR": "1"}, False),
+            ("auto", True, {"NO_COLOR": ""}, True),
+            ("auto", True, {"TERM": "dumb"}, False),
+        ],
+    )
+    def test_choice(self, choice: str, isatty: bool, environ: dict[str, str], expected: bool) -> None:
+        """always and never win; auto colours a TTY unless NO_COLOR is set or TERM is dumb."""
+        assert use_color(choice, isatty=isatty, environ=environ) is expected
+
+    def test_unknown_choice(self) -> None:
+        """Any other choice is a ValueError naming it."""
+        with pytest.raises(ValueError, match="'sometimes'"):
+            use_color("sometimes", isatty=True, environ={})
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (-1.0, "0.0s"), (4.24, "4.2s"), (187, "3m07s"), (5 * 3600 + 125, "5h02m"), (76 * 3600, "3d04h")],
+)
+def test_format_age(seconds: float | None, text: str) -> None:
+    """Ages read short: seconds with a tenth, then minutes, hours and days with the next unit."""
+    assert format_age(seconds) == text
