@@ -18,9 +18,22 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 
-__all__ = ["FIELDS", "REDACTED", "Redactor", "configure", "handler", "parse_format", "redact", "wants_json"]
+from protocols.envelope import Priority
+
+__all__ = [
+    "FIELDS",
+    "REDACTED",
+    "Redactor",
+    "configure",
+    "handler",
+    "parse_format",
+    "redact",
+    "wants_json",
+    "fields",
+    "fields_of",
+]
 
 FIELDS: Final = ("terminal", "seq", "message_id", "class", "link", "reason", "detail", "topic", "attempts", "count")
 """Context a log call may pass with ``extra=``; the only extras that reach the output (so an unknown one cannot
@@ -44,6 +57,52 @@ _SECRET_NAME = re.compile(rf"(?i)^{_SECRET_WORD}$")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _GMQTT_PATH: Final = f"{os.sep}gmqtt{os.sep}"
+
+
+class AboutMessage(Protocol):
+    """Anything naming one queued message: a queue ``Entry``, an ``OutboxEntry``."""
+
+    @property
+    def terminal(self) -> str: ...
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def priority(self) -> Priority: ...
+
+
+def fields(
+    *,
+    terminal: str | None = None,
+    seq: int | None = None,
+    message_id: str | None = None,
+    priority: Priority | None = None,
+    **more: object,
+) -> dict[str, object]:
+    """``extra=`` for a log call: the message's context with its class as a label, None values left out.
+
+    ``more`` takes the other :data:`FIELDS` (``link``, ``reason``, ``detail``, ``topic``, ``attempts``, ``count``).
+
+    Raises:
+        ValueError: a name in ``more`` is not one of :data:`FIELDS`, so it would never be written.
+    """
+    unknown = sorted(more.keys() - set(FIELDS))
+    if unknown:
+        raise ValueError(f"not log fields: {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+    label = priority.label if priority is not None else None
+    given = {"terminal": terminal, "seq": seq, "message_id": message_id, "class": label, **more}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def fields_of(message: AboutMessage, **more: object) -> dict[str, object]:
+    """:func:`fields` of a queued message (terminal, seq, message id, class) plus ``more``."""
+    return fields(
+        terminal=message.terminal, seq=message.seq, message_id=message.message_id, priority=message.priority, **more
+    )
 
 
 def redact(text: str) -> str:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway import logs
+from gateway.queue import Entry
+from protocols.envelope import Priority
 
 SECRET = "s3cr3t-Pa55"
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
@@ -282,3 +284,33 @@ class TestConfigure:
         """A level name logging does not know is a ValueError naming it."""
         with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
             logs.configure("LOUD", stream=io.StringIO())
+
+
+class TestFields:
+    def test_fields_of_an_entry(self, logger: logging.Logger) -> None:
+        """fields_of a queue entry gives terminal, seq, message id and class label, which reach the JSON line."""
+        entry = Entry("1-0", Priority.DISTRESS, "T5:9", "T5", 9, b"r", 0.0, None, False)
+        extra = logs.fields_of(entry, link="geo-1", attempts=2)
+        assert extra == {
+            "terminal": "T5",
+            "seq": 9,
+            "message_id": "T5:9",
+            "class": "distress",
+            "link": "geo-1",
+            "attempts": 2,
+        }
+        out = attach(logger)
+        logger.info("sent", extra=extra)
+        assert records(out)[0] == records(out)[0] | extra
+
+    def test_fields_leave_out_none(self) -> None:
+        """Unknown parts (no header, so no seq or class) are left out rather than written as null."""
+        assert logs.fields(terminal="T1", seq=None, priority=None, reason="malformed", topic=None) == {
+            "terminal": "T1",
+            "reason": "malformed",
+        }
+
+    def test_unknown_field_is_refused(self) -> None:
+        """A name outside FIELDS is a ValueError, since the formatter would silently drop it."""
+        with pytest.raises(ValueError, match="not log fields: colour"):
+            logs.fields(terminal="T1", colour="red")
