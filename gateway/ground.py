@@ -24,6 +24,7 @@ from collections.abc import Callable
 from gateway.counters import Counters
 from gateway.exceptions import LinkError, TransientError
 from gateway.ingest import message_id
+from gateway.metrics import Metrics
 from gateway.mqtt.exactly_once import ExactlyOncePublisher
 from gateway.names import Topics
 from gateway.queue import Delivery, Outbox, OutboxEntry
@@ -71,6 +72,7 @@ class Ground:
         clock: wall-clock time source.
         fragments: where partial messages wait for their other fragments; without it a frame
             that carries fragments is refused (so it is retried, never lost).
+        metrics: where the ingest→delivered latency of published entries is observed; None for none.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Ground:
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
         fragments: FragmentStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._outbox = outbox
         self._fragments = fragments
@@ -93,6 +96,7 @@ class Ground:
         self._counters = counters
         self._clock = clock
         self._log = logger or logging.getLogger("satgw.ground")
+        self._metrics = metrics
 
     async def receive(self, frame: bytes, *, link: str) -> None:
         """Take a frame off ``link`` and make what it carries durable (deduplicated) before returning.
@@ -185,6 +189,8 @@ class Ground:
             [(t, e.payload) for t, e in zip(topics, entries, strict=True)], commit=commit
         )
         await self._releases.forget(mids)
+        if self._metrics is not None:
+            self._metrics.delivered(entries)
         for entry in entries:
             self._counters.add(f"delivered.{entry.priority.label}")
             if entry.receipt:

@@ -5,6 +5,10 @@ waiting, so an SOS that arrives while a routine backlog drains goes out in the
 next slot. While the link's interval keeps ordinary traffic waiting, the relay
 blocks on the distress stream alone: distress may use the emergency exemption.
 
+An operator may pause a relay: it then takes nothing new, distress included (other links
+still carry it; pausing every link stops all traffic). Transmissions under way finish, and
+entries taken while the pause began go back to the shared backlog for the other links.
+
 A message too large for one frame goes as fragments, one per transmission; between
 two of its fragments the message waits in the backlog like any other, so distress
 still overtakes it. It is acked only once the ground holds every fragment.
@@ -13,6 +17,7 @@ still overtakes it. It is acked only once the ground holds every fragment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -24,6 +29,7 @@ from gateway.ceilings import Ceilings
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Clock, Feedback, FeedbackCode, Link
+from gateway.metrics import Metrics
 from gateway.queue import Entry, Queue
 from gateway.queue.fragments import FragmentStore
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
@@ -110,6 +116,7 @@ class Relay:
         ceilings: the share of the link each class may use (distress has no ceiling); None for none.
         fragments: refs for fragmented messages (shared with the ground); without it a message
             larger than the link's frame is dead-lettered as ``too_large``.
+        metrics: where the ingest→sent latency of acked entries is observed; None for none.
     """
 
     def __init__(
@@ -127,6 +134,7 @@ class Relay:
         ceilings: Ceilings | None = None,
         fragments: FragmentStore | None = None,
         logger: logging.Logger | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not 1 <= pack_max <= MAX_RECORDS:
             raise ValueError(f"pack_max must be in 1..{MAX_RECORDS} (records per frame)")
@@ -146,6 +154,9 @@ class Relay:
         self._log = logger or logging.getLogger(f"satgw.relay.{link.name}")
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._metrics = metrics
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
 
     @property
     def name(self) -> str:
@@ -156,6 +167,19 @@ class Relay:
     def in_flight(self) -> int:
         """Transmissions under way."""
         return len(self._tasks)
+
+    @property
+    def paused(self) -> bool:
+        """True while an operator holds this relay (see :meth:`pause`)."""
+        return not self._unpaused.is_set()
+
+    def pause(self) -> None:
+        """Take nothing new, distress included, until :meth:`resume`; transmissions under way finish."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Take entries again after :meth:`pause`."""
+        self._unpaused.set()
 
     async def run(self) -> None:
         """Schedule transmissions until :meth:`stop` is called, then wait for those under way."""
@@ -178,12 +202,20 @@ class Relay:
 
     async def step(self) -> None:
         """Pick the most urgent frame the link may carry now and start its transmission."""
+        if self.paused:
+            with contextlib.suppress(TimeoutError):  # wake now and then, so stop() is seen
+                await asyncio.wait_for(self._unpaused.wait(), _IDLE_BLOCK_S)
+            return
         await self._slots.acquire()
         try:
             batch = await self._next_batch()
         except BaseException:
             self._slots.release()
             raise
+        if not self._unpaused.is_set():  # paused while we waited for the queue: let the other links have what we took
+            for held in batch:
+                self._hold(held)
+            batch = []
         if not batch:
             self._slots.release()
             return
@@ -326,6 +358,8 @@ class Relay:
             self._counters.add(f"sent.{entry.priority.label}")
             if entry.receipt:
                 self._receipts.send(_receipt(ReceiptKind.SENT, entry, link=self._link.name))
+        if self._metrics is not None:
+            self._metrics.sent(entries)
         while True:
             try:
                 await self._queue.ack(entries)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import time
 from types import TracebackType
@@ -18,7 +19,7 @@ from typing import Any, Self
 
 from redis.asyncio import Redis
 
-from gateway.api import StatusServer
+from gateway.api import HttpServer, create_app
 from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
@@ -28,8 +29,10 @@ from gateway.ingest import Lane
 from gateway.links.base import Clock
 from gateway.links.clock import RealClock
 from gateway.links.factory import LinkConfig, build_link, capacity_per_hour
+from gateway.metrics import Metrics
 from gateway.mqtt import ExactlyOncePublisher, MqttClient
 from gateway.names import Keys, Topics
+from gateway.operations import LinkHandle, Operations
 from gateway.queue import Outbox, Queue, Stats
 from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
@@ -38,10 +41,18 @@ from gateway.receipts import Receipt
 from gateway.relay import Backlog, Relay
 from gateway.terminals import KeyCache, Registry
 
-__all__ = ["Gateway", "MqttReceipts"]
+__all__ = ["Gateway", "MqttReceipts", "version"]
 
 _DRAIN_TIMEOUT_S = 10.0
 _STATS_EVERY_S = 1.0
+
+
+def version() -> str:
+    """The installed satgw version."""
+    try:
+        return importlib.metadata.version("satgw")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class MqttReceipts:
@@ -79,6 +90,7 @@ class Gateway:
         self.settings, self.config = settings, config
         self.keys, self.topics = Keys(settings.topic_prefix), Topics(settings.topic_prefix)
         self.counters = Counters()
+        self.metrics = Metrics(counters=self.counters, node=settings.node, version=version())
         self.backlog = Backlog()
         """Entries this process holds for retry (shared by its relays)."""
         self._clock: Clock = clock or RealClock()
@@ -123,8 +135,10 @@ class Gateway:
             receipts=self.receipts,
             counters=self.counters,
             fragments=self.fragments,
+            metrics=self.metrics,
         )
         self.relays: list[Relay] = []
+        self.links: list[LinkHandle] = []
         self.lanes: list[Lane] = []
         self.inbound: list[MqttClient] = []
         if "relay" in s.roles:
@@ -164,10 +178,13 @@ class Gateway:
                 pack_max=self.config.pack_max,
                 max_in_flight=self.config.max_in_flight,
                 max_attempts=self.config.max_attempts,
-                ceilings=self._ceilings(profile),
+                ceilings=(ceilings := self._ceilings(profile)),
                 fragments=self.fragments,
+                metrics=self.metrics,
             )
             self.relays.append(relay)
+            shares = self.config.shares if ceilings is not None else None
+            self.links.append(LinkHandle(relay, link, ceilings, shares, capacity_per_hour(profile)))
             self._spawn(relay.run(), f"relay[{link.name}]")
 
     def _ceilings(self, profile: LinkConfig) -> Ceilings | None:
@@ -206,9 +223,29 @@ class Gateway:
 
     async def _start_http(self) -> None:
         host, port = self.settings.http_address
-        self.http = StatusServer(host=host, port=port, status=self.status, ready=self.ready)
-        await self.http.start()
+        self.operations = Operations(
+            node=self.settings.node,
+            version=version(),
+            started_at=self.started_at,
+            queue=self.queue,
+            registry=Registry(redis=self.redis, keys=self.keys),
+            counters=self.counters,
+            metrics=self.metrics,
+            links=self.links,
+            backlog=lambda: len(self.backlog),
+            mqtt=self._mqtt_clients,
+            ready_check=self.ready,
+        )
+        self.http = HttpServer(app=create_app(self.operations), host=host, port=port)
+        try:
+            await self.http.start(name=f"satgw[{self.settings.node}].http")
+        except OSError as exc:
+            raise GatewayError(f"cannot start: HTTP on {host}:{port}: {exc}") from exc
         self._stack.push_async_callback(self.http.stop)
+
+    def _mqtt_clients(self) -> dict[str, MqttClient]:
+        inbound = {f"ingest-{lane.name}": c for lane, c in zip(self.lanes, self.inbound, strict=False)}
+        return {"publisher": self.publisher, **inbound}
 
     async def _connect(self, client: MqttClient) -> MqttClient:
         try:
@@ -271,19 +308,8 @@ class Gateway:
             self.counters.restore_unflushed(counts)
 
     async def status(self) -> dict[str, Any]:
-        """Queue depths per class, links, and this process's counters."""
-        depths = await self.queue.depths()
-        return {
-            "node": self.settings.node,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "queues": {
-                d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s}
-                for d in depths
-            },
-            "backlog": len(self.backlog),
-            "links": [{"name": r.name, "in_flight": r.in_flight} for r in self.relays],
-            "counters": self.counters.snapshot(),
-        }
+        """Queue depths per class, links (with state), this process's counters and the version."""
+        return (await self.operations.status()).model_dump()
 
     async def ready(self) -> dict[str, bool]:
         """Whether Redis and the broker answer."""

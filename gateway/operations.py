@@ -1,0 +1,258 @@
+"""What the HTTP API shows and does: links, dead letters, terminals and metrics of one gateway.
+
+The API (:mod:`gateway.api`) only translates HTTP to calls here and back, so every
+answer is built from the same objects the gateway serves with; nothing here blocks
+the event loop (each Redis call is one round trip).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.api_models import (
+    DeadLetterDetail,
+    DeadLetterOut,
+    LinkCapacity,
+    LinkOut,
+    LinkState,
+    MessageOut,
+    ReadyOut,
+    StatusOut,
+    TerminalOut,
+)
+from gateway.ceilings import Ceilings, Shares
+from gateway.counters import Counters
+from gateway.exceptions import TransientError
+from gateway.links.base import Link
+from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape
+from gateway.queue import DeadLetter, Depth, Queue
+from gateway.queue.streams import MAX_COUNT
+from gateway.relay import Relay
+from gateway.terminals import Registry
+from protocols.envelope import Priority
+from protocols.errors import DecodeError
+from protocols.record import decode_record
+
+__all__ = ["LinkHandle", "Operations"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHandle:
+    """A link with the relay that feeds it and, if configured, its capacity ceilings."""
+
+    relay: Relay
+    link: Link
+    ceilings: Ceilings | None = None
+    shares: Shares | None = None
+    capacity_per_hour: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The link's name."""
+        return self.link.name
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """The operator's view of one gateway.
+
+    Args:
+        node: the gateway's node name.
+        version: the package version.
+        started_at: Unix time the gateway started.
+        queue: the class queues (dead letters too).
+        registry: the terminal registry.
+        counters: this process's counters.
+        metrics: this process's metrics.
+        links: the links with their relays.
+        backlog: how many entries this process holds for retry.
+        mqtt: the MQTT connections (``connected`` and ``reconnects``), by name.
+        ready_check: whether Redis and the broker answer.
+    """
+
+    node: str
+    version: str
+    started_at: float
+    queue: Queue
+    registry: Registry
+    counters: Counters
+    metrics: Metrics
+    links: Sequence[LinkHandle]
+    backlog: Callable[[], int]
+    mqtt: Callable[[], Mapping[str, Any]]
+    ready_check: Callable[[], Awaitable[dict[str, bool]]]
+
+    async def status(self) -> StatusOut:
+        """Queue depths per class, links, and this process's counters."""
+        depths = await self.queue.depths()
+        return StatusOut(
+            node=self.node,
+            version=self.version,
+            uptime_s=round(time.time() - self.started_at, 1),
+            queues={d.priority.label: _queue_json(d) for d in depths},
+            backlog=self.backlog(),
+            links=self.link_list(),
+            counters=self.counters.snapshot(),
+        )
+
+    async def ready(self) -> ReadyOut:
+        """Whether Redis and the broker answer."""
+        return ReadyOut(**await self.ready_check())
+
+    def link_list(self) -> list[LinkOut]:
+        """Every link's state."""
+        return [self._link_json(h) for h in self.links]
+
+    def link(self, name: str) -> LinkHandle | None:
+        """The link named ``name``, if any."""
+        return next((h for h in self.links if h.name == name), None)
+
+    def pause(self, name: str) -> LinkOut | None:
+        """Pause the relay of link ``name``; None if there is no such link."""
+        handle = self.link(name)
+        if handle is None:
+            return None
+        handle.relay.pause()
+        return self._link_json(handle)
+
+    def resume(self, name: str) -> LinkOut | None:
+        """Resume the relay of link ``name``; None if there is no such link."""
+        handle = self.link(name)
+        if handle is None:
+            return None
+        handle.relay.resume()
+        return self._link_json(handle)
+
+    async def dead_letters(self, limit: int) -> list[DeadLetterOut]:
+        """The oldest ``limit`` dead letters."""
+        return [_dead_json(d) for d in await self.queue.dead_letters(count=limit)]
+
+    async def dead_letter(self, dead_id: str) -> DeadLetterDetail | None:
+        """One dead letter, or None if there is none with that id (among the oldest ``MAX_COUNT``)."""
+        found = next((d for d in await self.queue.dead_letters(count=MAX_COUNT) if d.dead_id == dead_id), None)
+        return None if found is None else _dead_detail(found)
+
+    async def requeue_dead(self, dead_id: str) -> bool:
+        """Put a dead letter back in its class queue; False if there is none with that id."""
+        return await self.queue.requeue_dead(dead_id)
+
+    async def purge_dead(self) -> int:
+        """Drop every dead letter; return how many there were."""
+        return await self.queue.purge_dead()
+
+    async def terminals(self) -> list[TerminalOut]:
+        """Every registered terminal, without its key."""
+        return [
+            TerminalOut(terminal=r.terminal, created_at=r.created_at, revoked_at=r.revoked_at, revoked=r.revoked)
+            for r in await self.registry.list()
+        ]
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus exposition, with queue depths read from Redis now (one round trip)."""
+        depths: list[Depth] | None
+        try:
+            depths = await self.queue.depths()
+        except TransientError:
+            depths = None  # still expose the rest, with satgw_redis_up 0
+        links = [_link_sample(h) for h in self.links]
+        mqtt = [
+            MqttSample(client=name, connected=bool(c.connected), reconnects=int(getattr(c, "reconnects", 0)))
+            for name, c in self.mqtt().items()
+        ]
+        return self.metrics.render(Scrape(depths=depths, links=links, mqtt=mqtt, backlog=self.backlog()))
+
+    def _link_json(self, handle: LinkHandle) -> LinkOut:
+        sample = _link_sample(handle)
+        prefix = f"link.{handle.name}."
+        counts = {n.removeprefix(prefix): v for n, v in self.counters.snapshot().items() if n.startswith(prefix)}
+        capacity = None
+        if sample.capacity_per_hour is not None and handle.ceilings is not None:
+            capacity = LinkCapacity(per_hour=sample.capacity_per_hour, used=dict(sample.used), share=dict(sample.share))
+        return LinkOut(
+            name=handle.name,
+            state=_state(sample),
+            paused=sample.paused,
+            in_flight=sample.in_flight,
+            next_send_s=dict(sample.ready_in),
+            transmissions=counts,
+            capacity=capacity,
+        )
+
+
+def _state(sample: LinkSample) -> LinkState:
+    if sample.paused:
+        return "paused"
+    if sample.in_flight:
+        return "sending"
+    return "waiting" if sample.ready_in.get(Priority.ROUTINE.label, 0.0) > 0 else "ready"
+
+
+def _link_sample(handle: LinkHandle) -> LinkSample:
+    used: dict[str, float] = {}
+    share: dict[str, float] = {}
+    if handle.ceilings is not None and handle.shares is not None:
+        for priority, value in handle.shares.shares.items():
+            used[priority.label] = round(handle.ceilings.usage(priority), 6)
+            share[priority.label] = value
+    return LinkSample(
+        name=handle.name,
+        in_flight=handle.relay.in_flight,
+        paused=handle.relay.paused,
+        ready_in={p.label: round(max(0.0, handle.link.ready_in(p)), 3) for p in Priority},
+        capacity_per_hour=handle.capacity_per_hour,
+        used=used,
+        share=share,
+    )
+
+
+def _queue_json(d: Depth) -> dict[str, Any]:
+    return {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s}
+
+
+def _dead_json(d: DeadLetter) -> DeadLetterOut:
+    return DeadLetterOut(**_dead_fields(d))
+
+
+def _dead_fields(d: DeadLetter) -> dict[str, Any]:
+    e = d.entry
+    message = None
+    if e is not None:
+        message = MessageOut(
+            message_id=e.message_id,
+            terminal=e.terminal,
+            seq=e.seq,
+            received_at=e.received_at,
+            expires_at=e.expires_at,
+            receipt=e.receipt,
+        )
+    return {
+        "id": d.dead_id,
+        "reason": d.reason,
+        "dead_at": d.dead_at,
+        "priority": d.priority.label,
+        "stream_id": d.stream_id,
+        "message": message,
+    }
+
+
+def _dead_detail(d: DeadLetter) -> DeadLetterDetail:
+    fields = {k: _text_or_hex(v) for k, v in d.fields.items()}
+    detail = DeadLetterDetail(**_dead_fields(d), fields=fields)
+    if d.entry is None:
+        return detail
+    try:
+        m = decode_record(d.entry.record).message
+    except DecodeError:
+        return detail
+    position = None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon}
+    return detail.model_copy(update={"kind": m.kind.value, "body": m.body, "position": position})
+
+
+def _text_or_hex(value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.hex()
