@@ -148,3 +148,9 @@ def test_unpacking_garbage_raises_only_decode_error(data: bytes, count: int) -> 
         unpack_bcd(data, count)
     with contextlib.suppress(DecodeError):
         unpack_mixed(data)
+
+
+def test_mixed_refuses_a_character_gbk_has_no_code_for() -> None:
+    """U+30FB is GB2312 A1A4 to Python but not in GBK (which maps A1A4 to U+00B7): a clear ValueError, not bad bytes."""
+    with pytest.raises(ValueError, match="no GB2312/GBK code"):
+        pack_mixed("\u30fb")
