@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from gateway import logs
 from gateway.counters import Counters
 from gateway.exceptions import MessageRejected, TransientError
 from gateway.mqtt import Inbound
@@ -161,7 +162,13 @@ class Lane:
                 return await self._persist(items)
             except TransientError as exc:
                 self._counters.add("ingest.redis_retries")
-                self._log.warning("ingest %s: %d messages wait for Redis: %s", self.name, len(items), exc)
+                self._log.warning(
+                    "ingest %s: %d messages wait for Redis: %s",
+                    self.name,
+                    len(items),
+                    exc,
+                    extra=logs.fields(count=len(items)),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
 
@@ -183,7 +190,12 @@ class Lane:
         except MessageRejected as exc:
             batch.rejected.append((item, exc))
         except Exception as exc:  # a decoder bug must cost one message, never the lane
-            self._log.exception("ingest %s: unexpected error screening %s", self.name, item.mqtt.topic)
+            self._log.exception(
+                "ingest %s: unexpected error screening %s",
+                self.name,
+                item.mqtt.topic,
+                extra=logs.fields(terminal=item.sender, topic=item.mqtt.topic),
+            )
             batch.rejected.append((item, MessageRejected(Reason.MALFORMED, f"unreadable ({type(exc).__name__})")))
 
     def _check_header(self, item: _Inbound) -> Header:
@@ -271,13 +283,42 @@ class Lane:
         message = item.message
         assert message is not None
         self._counters.add(f"accepted.{message.priority.label}")
+        if message.priority is Priority.DISTRESS:  # rare, and the one an operator must see; others would flood
+            mid = message_id(message.terminal, message.seq)
+            self._log.info(
+                "distress %s accepted on %s",
+                mid,
+                item.mqtt.topic,
+                extra=logs.fields(
+                    terminal=message.terminal,
+                    seq=message.seq,
+                    message_id=mid,
+                    priority=message.priority,
+                    topic=item.mqtt.topic,
+                ),
+            )
         if message.receipt:
             mid = message_id(message.terminal, message.seq)
             self._receipts.send(Receipt(ReceiptKind.ACCEPTED, message.terminal, message.seq, message_id=mid))
 
     def _report_rejected(self, item: _Inbound, exc: MessageRejected) -> None:
         self._counters.add(f"rejected.{exc.reason.value}")
-        self._log.info("rejected %s on %s: %s", exc.reason.value, item.mqtt.topic, exc.detail)
+        mid = message_id(exc.terminal, exc.seq) if exc.terminal is not None and exc.seq is not None else None
+        self._log.info(
+            "rejected %s on %s: %s",
+            exc.reason.value,
+            item.mqtt.topic,
+            exc.detail,
+            extra=logs.fields(
+                terminal=exc.terminal or item.sender,
+                seq=exc.seq,
+                message_id=mid,
+                priority=item.header.priority if item.header is not None else None,
+                reason=exc.reason.value,
+                detail=exc.detail,
+                topic=item.mqtt.topic,
+            ),
+        )
         # Without a readable header we cannot know whether the terminal wants receipts: tell it anyway.
         if item.sender is not None and (item.header is None or item.header.receipt):
             receipt = Receipt(ReceiptKind.REJECTED, item.sender, exc.seq, reason=exc.reason.value, detail=exc.detail)
