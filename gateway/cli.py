@@ -30,6 +30,7 @@ from protocols.seal import new_key
 
 __all__ = ["main"]
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -38,10 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         log_format = logs.parse_format(os.environ.get("SATGW_LOG_FORMAT"))
+        level = _log_level(args)
     except ValueError as exc:
         print(f"satgw: {exc}", file=sys.stderr)
         return 2
-    logs.configure(args.log_level, json=log_format)
+    logs.configure(level, json=log_format)
     _install_uvloop()
     try:
         command: Command = args.command
@@ -51,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """``--log-level``, else ``SATGW_LOG_LEVEL``, else the command's own default (INFO for run)."""
+    level: str = args.log_level or os.environ.get("SATGW_LOG_LEVEL") or args.default_log_level
+    if level.upper() not in _LOG_LEVELS:
+        raise ValueError(f"SATGW_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+    return level.upper()
 
 
 def _install_uvloop() -> None:
@@ -63,10 +73,11 @@ def _install_uvloop() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="satgw", description="BeiDou-style satellite short-message gateway")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", choices=_LOG_LEVELS, help="default: SATGW_LOG_LEVEL, else INFO for run")
+    parser.set_defaults(default_log_level="WARNING")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="serve until SIGTERM, then drain and exit 0")
-    run.set_defaults(command=_run, log_level="INFO")
+    run.set_defaults(command=_run, default_log_level="INFO")
     _add_demo(sub)
     _add_terminal(sub)
     status = sub.add_parser("status", help="queue depths per class and gateway counters")
