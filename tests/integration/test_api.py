@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.ceilings import Shares
 from gateway.config import Settings
+from gateway.links.geo import GeoProfile
 from gateway.mqtt import MqttClient
 from gateway.operations import Operations
 from gateway.queue import Accepted
@@ -261,6 +263,29 @@ class TestLinks:
                 assert link["paused"] is False
                 await eventually(lambda: len(seen.delivered) == 1, what="the sos after resume")
         assert seen.delivered[0]["priority"] == "distress"
+
+
+class TestCapacity:
+    async def test_links_and_metrics_show_capacity_used_against_the_ceiling(self, settings: Settings) -> None:
+        """With ceilings configured, the link reports its capacity, each class's share and the share used."""
+        link = GeoProfile(name="capped", max_frame_bytes=1750, interval_s=0.5, cards=2, loss_rate=0.0)
+        config = config_with(link, shares=Shares(shares={Priority.ROUTINE: 0.5}))
+        async with running_gateway(settings, config) as gw:
+            http = Http(gw.http.port)
+            await gw.queue.enqueue([_accepted("T8", 1)])
+            await eventually(lambda: gw.counters.get("sent.routine") == 1, what="the message sent")
+            status, [body] = await http.json("GET", "/api/v1/links")
+            samples = _samples((await http.call("GET", "/metrics"))[2].decode())
+        assert status == 200
+        capacity = body["capacity"]
+        assert capacity["per_hour"] == 2 * 3600 / 0.5
+        assert capacity["share"] == {"routine": 0.5}
+        assert 0 < capacity["used"]["routine"] < 0.5
+        assert body["transmissions"] == {"sent": 1}
+        capped = (("link", "capped"),)
+        assert samples[("satgw_link_capacity_frames_per_hour", capped)] == 14400
+        assert samples[("satgw_link_capacity_share_ratio", (("class", "routine"), *capped))] == 0.5
+        assert samples[("satgw_link_capacity_used_ratio", (("class", "routine"), *capped))] > 0
 
 
 class TestDeadLetters:
