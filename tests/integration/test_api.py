@@ -17,10 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ceilings import Shares
 from gateway.config import Settings
+from gateway.exceptions import QueueUnavailable
 from gateway.links.geo import GeoProfile
 from gateway.mqtt import MqttClient
 from gateway.operations import Operations
-from gateway.queue import Accepted
+from gateway.queue import Accepted, Queue
 from gateway.service import Gateway
 from protocols.envelope import Kind, Message, Priority
 from protocols.record import Record, encode_record
@@ -173,6 +174,23 @@ class TestErrors:
         assert b"secret" not in body
         assert b"Traceback" not in body
         assert any("secret internals" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+    async def test_redis_failing_is_503_json_and_metrics_still_answer(
+        self, http: Http, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While Redis fails, status answers 503 JSON and /metrics still answers, with satgw_redis_up 0."""
+
+        async def down(self: Queue) -> None:
+            raise QueueUnavailable("queue depths: connection refused")
+
+        monkeypatch.setattr(Queue, "depths", down)
+        assert await http.json("GET", "/api/v1/status") == (503, {"error": "storage unavailable, try again"})
+        status, _content_type, body = await http.call("GET", "/metrics")
+        assert status == 200
+        samples = _samples(body.decode())
+        assert samples[("satgw_redis_up", ())] == 0
+        assert ("satgw_queue_depth", (("class", "routine"),)) not in samples
+        assert ("satgw_accepted_total", (("class", "routine"),)) in samples
 
     async def test_openapi_lists_every_route(self, http: Http) -> None:
         """/openapi.json documents every route with its methods."""
