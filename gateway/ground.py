@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from gateway import logs
 from gateway.counters import Counters
 from gateway.exceptions import LinkError, TransientError
 from gateway.ingest import message_id
@@ -31,6 +32,7 @@ from gateway.queue import Delivery, Outbox, OutboxEntry
 from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
+from protocols.envelope import Priority
 from protocols.errors import DecodeError
 from protocols.fragments import Fragment, join_fragments
 from protocols.frame import Record, decode_record, read_frame
@@ -168,7 +170,11 @@ class Ground:
             if publisher.session_present:
                 await publisher.release(pending)
             else:  # the broker lost our session, and with it what we had not released: publish again
-                self._log.error("broker session lost; republishing %d deliveries (may repeat)", len(pending))
+                self._log.error(
+                    "broker session lost; republishing %d deliveries (may repeat)",
+                    len(pending),
+                    extra=logs.fields(count=len(pending)),
+                )
                 await publisher.publish_batch(list(pending.values()), commit=_nothing)
         await self._releases.forget(list(pending))
         self._counters.add("ground.recovered_releases", len(pending))
@@ -191,8 +197,17 @@ class Ground:
         await self._releases.forget(mids)
         if self._metrics is not None:
             self._metrics.delivered(entries)
+        debug = self._log.isEnabledFor(logging.DEBUG)  # once per batch: the per-message line must cost nothing
         for entry in entries:
             self._counters.add(f"delivered.{entry.priority.label}")
+            if entry.priority is Priority.DISTRESS or debug:
+                self._log.log(
+                    logging.INFO if entry.priority is Priority.DISTRESS else logging.DEBUG,
+                    "delivered %s (via %s)",
+                    entry.message_id,
+                    entry.link,
+                    extra=logs.fields_of(entry, link=entry.link),
+                )
             if entry.receipt:
                 receipt = Receipt(ReceiptKind.DELIVERED, entry.terminal, entry.seq, message_id=entry.message_id)
                 self._receipts.send(receipt)

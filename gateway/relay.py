@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway import packing
+from gateway import logs, packing
 from gateway.ceilings import Ceilings
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
@@ -187,7 +187,9 @@ class Relay:
             try:
                 await self.step()
             except TransientError as exc:
-                self._log.warning("relay %s waits for Redis: %s", self._link.name, exc)
+                self._log.warning(
+                    "relay %s waits for Redis: %s", self._link.name, exc, extra=logs.fields(link=self._link.name)
+                )
                 await asyncio.sleep(_ACK_RETRY_S)
         await self.drain()
 
@@ -229,7 +231,12 @@ class Relay:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # Entries of a failed transmission stay pending in Redis; reclaim brings them back.
-            self._log.error("transmission on %s failed", self._link.name, exc_info=task.exception())
+            self._log.error(
+                "transmission on %s failed",
+                self._link.name,
+                exc_info=task.exception(),
+                extra=logs.fields(link=self._link.name),
+            )
 
     async def _next_batch(self) -> list[_Held]:
         routine_wait = self._link.ready_in(Priority.ROUTINE)
@@ -276,6 +283,9 @@ class Relay:
             await self._queue.ack(expired)
             for entry in expired:
                 self._counters.add(f"expired.{entry.priority.label}")
+                self._log.info(
+                    "expired %s before it was sent", entry.message_id, extra=logs.fields_of(entry, link=self._link.name)
+                )
                 if entry.receipt:
                     self._receipts.send(_receipt(ReceiptKind.EXPIRED, entry, link=None))
         return [e for e in entries if e not in expired]
@@ -332,7 +342,14 @@ class Relay:
         try:
             feedback = await self._link.transmit(frame, priority=Priority(min(h.priority for h in batch)))
         except Exception as exc:  # the far side failed to persist: the frame did not go
-            self._log.warning("link %s transmit failed: %s", self._link.name, exc)
+            self._log.warning(
+                "link %s transmit failed: %s",
+                self._link.name,
+                exc,
+                extra=logs.fields(
+                    link=self._link.name, count=len(batch), priority=Priority(min(h.priority for h in batch))
+                ),
+            )
             feedback = Feedback(FeedbackCode.LOST)
         self._counters.add(f"link.{self._link.name}.{feedback.code.value}")
         return feedback
@@ -354,8 +371,17 @@ class Relay:
         entries = [h.entry for h in batch]
         # Receipts first: the ground's "delivered" goes out on the same connection after a PUBACK,
         # so publishing "sent" before the XACK round trip keeps the terminal's receipts in order.
+        debug = self._log.isEnabledFor(logging.DEBUG)  # once per frame: the per-message line must cost nothing
         for entry in entries:
             self._counters.add(f"sent.{entry.priority.label}")
+            if entry.priority is Priority.DISTRESS or debug:
+                self._log.log(
+                    logging.INFO if entry.priority is Priority.DISTRESS else logging.DEBUG,
+                    "sent %s on %s",
+                    entry.message_id,
+                    self._link.name,
+                    extra=logs.fields_of(entry, link=self._link.name),
+                )
             if entry.receipt:
                 self._receipts.send(_receipt(ReceiptKind.SENT, entry, link=self._link.name))
         if self._metrics is not None:
@@ -365,14 +391,25 @@ class Relay:
                 await self._queue.ack(entries)
                 break
             except TransientError as exc:  # it went; the ack must follow, or a redelivery (deduped) will
-                self._log.warning("relay %s: ack waits for Redis: %s", self._link.name, exc)
+                self._log.warning(
+                    "relay %s: ack waits for Redis: %s",
+                    self._link.name,
+                    exc,
+                    extra=logs.fields(link=self._link.name, count=len(entries)),
+                )
                 await asyncio.sleep(_ACK_RETRY_S)
 
     async def _dead_letter(self, held: _Held, feedback: Feedback) -> None:
         reason = "too_large" if feedback.code is FeedbackCode.TOO_LARGE else "link_failed"
         await self._queue.dead_letter([held.entry], reason=reason)
         self._counters.add(f"dead.{held.entry.priority.label}")
-        self._log.warning("dead-lettered %s after %d attempts: %s", held.entry.message_id, held.attempts, reason)
+        self._log.warning(
+            "dead-lettered %s after %d attempts: %s",
+            held.entry.message_id,
+            held.attempts,
+            reason,
+            extra=logs.fields_of(held.entry, link=self._link.name, reason=reason, attempts=held.attempts),
+        )
         if held.entry.receipt:
             self._receipts.send(_receipt(ReceiptKind.REJECTED, held.entry, link=self._link.name, reason=reason))
 
