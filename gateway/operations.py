@@ -29,7 +29,6 @@ from gateway.exceptions import TransientError
 from gateway.links.base import Link
 from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape
 from gateway.queue import DeadLetter, Depth, Queue
-from gateway.queue.streams import MAX_COUNT
 from gateway.relay import Relay
 from gateway.terminals import Registry
 from protocols.envelope import Priority
@@ -131,8 +130,8 @@ class Operations:
         return [_dead_json(d) for d in await self.queue.dead_letters(count=limit)]
 
     async def dead_letter(self, dead_id: str) -> DeadLetterDetail | None:
-        """One dead letter, or None if there is none with that id (among the oldest ``MAX_COUNT``)."""
-        found = next((d for d in await self.queue.dead_letters(count=MAX_COUNT) if d.dead_id == dead_id), None)
+        """One dead letter, or None if there is none with that id."""
+        found = await self.queue.find_dead(dead_id)
         return None if found is None else _dead_detail(found)
 
     async def requeue_dead(self, dead_id: str) -> bool:

@@ -255,6 +255,14 @@ class Queue:
             replies: Any = await self._redis.xrange(self._keys.dead, count=count)
         return [_dead_letter(dead_id, fields) for dead_id, fields in replies]
 
+    async def find_dead(self, dead_id: str) -> DeadLetter | None:
+        """One dead letter by its id, or None if there is none (or the id is not a stream id)."""
+        if not isinstance(dead_id, str) or not _STREAM_ID.fullmatch(dead_id):
+            return None
+        with map_redis_errors(f"get dead letter {dead_id}"):
+            replies: Any = await self._redis.xrange(self._keys.dead, min=dead_id, max=dead_id, count=1)
+        return _dead_letter(*replies[0]) if replies else None
+
     async def requeue_dead(self, dead_id: str) -> bool:
         """Put a dead letter back at the tail of its class queue; False if there is no such dead letter."""
         if not isinstance(dead_id, str) or not _STREAM_ID.fullmatch(dead_id):

@@ -407,6 +407,15 @@ class TestReclaim:
 
 
 class TestDeadLetters:
+    async def test_find_dead_reads_one_by_id(self, queue: Queue) -> None:
+        """find_dead returns the dead letter with that id, None for an unknown or malformed id."""
+        await queue.enqueue([msg(1), msg(2)])
+        await queue.dead_letter(await queue.take(count=2), reason="link_rejected")
+        dead = await queue.dead_letters()
+        assert [await queue.find_dead(d.dead_id) for d in dead] == dead
+        assert await queue.find_dead("0-1") is None
+        assert await queue.find_dead("not-an-id") is None
+
     async def test_list_requeue_purge(self, queue: Queue) -> None:
         """Dead letters are listed with reason, time and entry; requeue puts one back; purge drops the rest."""
         await queue.enqueue([msg(1, receipt=True), msg(2, priority=Priority.URGENCY)])
@@ -512,3 +521,4 @@ class TestUnavailable:
 def _fields(item: Accepted | Entry) -> dict[str, object]:
     names = ("message_id", "terminal", "seq", "priority", "record", "received_at", "expires_at", "receipt", "stream_id")
     return {name: getattr(item, name, "") for name in names if hasattr(item, name)}
+
