@@ -521,4 +521,3 @@ class TestUnavailable:
 def _fields(item: Accepted | Entry) -> dict[str, object]:
     names = ("message_id", "terminal", "seq", "priority", "record", "received_at", "expires_at", "receipt", "stream_id")
     return {name: getattr(item, name, "") for name in names if hasattr(item, name)}
-
