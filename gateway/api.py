@@ -1,7 +1,8 @@
 """The HTTP API of ``satgw run``: an ASGI app (FastAPI) served in-process by uvicorn.
 
 Routes: ``GET /healthz`` (the process serves), ``GET /readyz`` (Redis and the broker
-answer; 503 if not), ``GET /metrics`` (Prometheus text) and under ``/api/v1``: status,
+answer; 503 if not), ``GET /metrics`` (Prometheus text), ``GET /`` (the dashboard: a page
+that polls the JSON routes, its assets under ``/static/``) and under ``/api/v1``: status,
 dead letters (list, inspect, requeue, purge), terminals, links (list, pause, resume).
 ``/openapi.json`` documents every route. Every error is JSON ``{"error": ...}``: 404 for
 unknown routes and ids, 422 for bad parameters, 503 while Redis fails, 500 otherwise,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import logging
 import socket
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +48,9 @@ __all__ = ["HttpServer", "create_app"]
 
 _DEAD_ID = r"^\d{1,20}-\d{1,20}$"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "no such id"}}
+# Everything the page loads comes from here: no CDN, no inline script.
+_PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+_ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 _START_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 3.0
 
@@ -65,6 +70,7 @@ def create_app(ops: Operations, *, logger: logging.Logger | None = None) -> Fast
     _add_health(app, ops)
     _add_dead(app, ops)
     _add_links(app, ops)
+    _add_dashboard(app)
 
     @app.get("/api/v1/terminals", response_model=list[TerminalOut], tags=["terminals"])
     async def terminals() -> list[TerminalOut]:
@@ -150,6 +156,31 @@ def _add_links(app: FastAPI, ops: Operations) -> None:
     async def resume(name: str) -> LinkOut:
         """Let a paused link's relay take entries again."""
         return _or_404(ops.resume(name), name)
+
+
+def _add_dashboard(app: FastAPI) -> None:
+    # Read once at start: the assets are a few kilobytes and never change while the process runs.
+    static = importlib.resources.files("gateway") / "static"
+    page = (static / "index.html").read_bytes()
+    assets = {
+        f.name: (f.read_bytes(), _ASSET_TYPES[suffix])
+        for f in static.iterdir()
+        if (suffix := "." + f.name.rpartition(".")[2]) in _ASSET_TYPES
+    }
+    policy = {"content-security-policy": _PAGE_POLICY, "cache-control": "no-cache"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        """The dashboard page."""
+        return HTMLResponse(page, headers=policy)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        """One of the dashboard's scripts or style sheets."""
+        if name not in assets:
+            raise HTTPException(404, f"no asset {name}")
+        body, media_type = assets[name]
+        return Response(body, media_type=media_type, headers=policy)
 
 
 def _or_404(link: LinkOut | None, name: str) -> LinkOut:

@@ -1,0 +1,225 @@
+"""The dashboard at ``GET /`` in a real headless Chromium, over a running gateway on real Redis and Mosquitto.
+
+Browser tests need Debian's ``/usr/bin/chromium`` and the Python ``playwright`` package (no downloaded
+browsers); without them they are skipped, naming what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from gateway.config import Settings
+from gateway.mqtt import MqttClient
+from gateway.queue import Accepted
+from gateway.service import Gateway
+from protocols.envelope import Kind, Message, Priority
+from protocols.record import Record, encode_record
+from tests.harness import config_with, provision, running_gateway
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page, Response
+
+pytestmark = pytest.mark.integration
+
+NONE = "\N{EN DASH}"  # what the page shows for a missing value
+
+CHROMIUM = Path("/usr/bin/chromium")
+_MISSING = [
+    what
+    for what, present in (
+        ("the playwright package (pip install playwright)", importlib.util.find_spec("playwright") is not None),
+        (f"{CHROMIUM} (apt-get install chromium)", CHROMIUM.exists()),
+    )
+    if not present
+]
+needs_browser = pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)}")
+
+# Everything the page reads of one poll, in one evaluation so no redraw can fall between the reads.
+_READ_PAGE = """() => {
+  const text = (id) => document.getElementById(id).textContent;
+  const rows = (id) => Array.from(document.getElementById(id).rows).map((tr) => ({
+    key: tr.dataset.key,
+    cells: Object.fromEntries(Array.from(tr.cells).filter((td) => td.dataset.field)
+      .map((td) => [td.dataset.field, {text: td.textContent, value: td.dataset.value}])),
+  }));
+  return {
+    uptime: document.getElementById("uptime").dataset.value,
+    queues: rows("queues"),
+    links: rows("links"),
+    distress: {depth: text("distress-depth"), pending: text("distress-pending"),
+               open: document.getElementById("distress").dataset.open, summary: text("distress-summary")},
+  };
+}"""
+
+
+async def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    return await asyncio.to_thread(_get_now, url)
+
+
+def _get_now(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+async def _post(url: str) -> int:
+    def call() -> int:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as response:
+            return int(response.status)
+
+    return await asyncio.to_thread(call)
+
+
+def _accepted(terminal: str, seq: int, priority: Priority) -> Accepted:
+    now = time.time()
+    message = Message(terminal=terminal, seq=seq, priority=priority, kind=Kind.TEXT, body=f"note {seq}", ts=now)
+    return Accepted(
+        message_id=f"{terminal}:{seq}",
+        terminal=terminal,
+        seq=seq,
+        priority=priority,
+        record=encode_record(Record(message=message, received_at=now)),
+        received_at=now,
+        expires_at=None,
+        receipt=False,
+    )
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """A serving gateway with one fast link named ``fast``."""
+    async with running_gateway(settings, config_with()) as gw:
+        yield gw
+
+
+@pytest.fixture
+def base(gateway: Gateway) -> str:
+    """The gateway's HTTP address."""
+    return f"http://127.0.0.1:{gateway.http.port}"
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A page in Debian's headless Chromium (never a downloaded browser)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield await browser.new_page()
+        finally:
+            await browser.close()
+
+
+async def _until(page: Page, predicate: str, *, timeout: float = 10.0) -> None:
+    """Wait until the JS function ``predicate`` is true in the page (evaluated from outside, so the CSP allows it)."""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        await asyncio.sleep(0.05)
+
+
+async def _load(page: Page, base: str) -> list[Response]:
+    """Open the dashboard, collecting every /api/v1/status answer it reads; return that list (it keeps growing)."""
+    answers: list[Response] = []
+    errors: list[str] = []
+    page.on("response", lambda r: answers.append(r) if r.url.endswith("/api/v1/status") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(base + "/")
+    await _until(page, "() => Number(document.body.dataset.polls || 0) >= 1")
+    assert errors == []
+    return answers
+
+
+async def _shown_with_answer(page: Page, answers: list[Response]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the page shows now and the status answer it drew that from (matched by uptime, unique per poll)."""
+    shown: dict[str, Any] = await page.evaluate(_READ_PAGE)
+    bodies = [await r.json() for r in list(answers)]
+    [status] = [b for b in bodies if str(b["uptime_s"]) == shown["uptime"] or b["uptime_s"] == float(shown["uptime"])]
+    return shown, status
+
+
+class TestAssets:
+    async def test_page_and_assets_are_served_from_the_package(self, base: str) -> None:
+        """/ is HTML that loads only same-origin assets; they are served with their types; unknown ones are 404 JSON."""
+        status, headers, body = await _get(base + "/")
+        assert status == 200
+        assert headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert b'src="/static/dashboard.js"' in body
+        assert b"http://" not in body.replace(b'href="/api', b"")
+        status, headers, body = await _get(base + "/static/dashboard.js")
+        assert (status, headers["content-type"].split(";")[0]) == (200, "text/javascript")
+        assert b"/api/v1/status" in body
+        status, headers, _ = await _get(base + "/static/dashboard.css")
+        assert (status, headers["content-type"].split(";")[0]) == (200, "text/css")
+        status, _, body = await _get(base + "/static/secret.py")
+        assert (status, json.loads(body)) == (404, {"error": "no asset secret.py"})
+
+
+@needs_browser
+class TestInBrowser:
+    async def test_queue_numbers_equal_the_status_answer(self, gateway: Gateway, base: str, page: Page) -> None:
+        """Each class's waiting, pending and oldest age on the page are those of the status answer it read."""
+        assert await _post(base + "/api/v1/links/fast/pause") == 200
+        await gateway.queue.enqueue(
+            [
+                _accepted("T7", 1, Priority.SAFETY),
+                _accepted("T7", 2, Priority.SAFETY),
+                _accepted("T7", 3, Priority.URGENCY),
+            ]
+        )
+        answers = await _load(page, base)
+        await _until(page, "() => Number(document.body.dataset.polls) >= 2")
+        shown, status = await _shown_with_answer(page, answers)
+        assert [row["key"] for row in shown["queues"]] == list(status["queues"])
+        for row in shown["queues"]:
+            queue, cells = status["queues"][row["key"]], row["cells"]
+            assert (int(cells["depth"]["text"]), int(cells["pending"]["text"])) == (queue["depth"], queue["pending"])
+            if queue["oldest_age_s"] is None:
+                assert (cells["oldest_age_s"]["text"], cells["oldest_age_s"]["value"]) == (NONE, "")
+            else:
+                assert float(cells["oldest_age_s"]["value"]) == queue["oldest_age_s"]
+                assert abs(float(cells["oldest_age_s"]["text"]) - queue["oldest_age_s"]) <= 0.05
+        waiting = {k: q["depth"] + q["pending"] for k, q in status["queues"].items()}
+        assert waiting == {"distress": 0, "urgency": 1, "safety": 2, "routine": 0}
+        [link] = shown["links"]
+        cells = link["cells"]
+        assert (link["key"], cells["state"]["text"], cells["paused"]["text"]) == ("fast", "paused", "yes")
+
+    async def test_an_sos_held_by_a_paused_link_shows_on_the_distress_board(
+        self, settings: Settings, gateway: Gateway, base: str, page: Page
+    ) -> None:
+        """An SOS published while the only link is paused shows as one open distress message, as the API says."""
+        assert await _post(base + "/api/v1/links/fast/pause") == 200
+        answers = await _load(page, base)
+        assert (await page.evaluate(_READ_PAGE))["distress"]["open"] == "0"
+        terminal = await provision(settings, "T000042")
+        client_id = f"{settings.topic_prefix}-pub-{uuid.uuid4().hex[:6]}"
+        async with MqttClient(url=settings.mqtt_url, client_id=client_id) as pub:
+            await terminal.publish(pub, terminal.message(priority=Priority.DISTRESS, kind=Kind.SOS, text="sos"))
+        await _until(page, "() => document.getElementById('distress').dataset.open === '1'")
+        shown, status = await _shown_with_answer(page, answers)
+        distress = status["queues"]["distress"]
+        assert distress["depth"] + distress["pending"] == 1
+        assert (int(shown["distress"]["depth"]), int(shown["distress"]["pending"])) == (
+            distress["depth"],
+            distress["pending"],
+        )
+        assert shown["distress"]["summary"].startswith("1 distress message(s) not yet sent")
+        assert status["counters"]["accepted.distress"] == 1
