@@ -57,6 +57,8 @@ _READ_PAGE = """() => {
     uptime: document.getElementById("uptime").dataset.value,
     queues: rows("queues"),
     links: rows("links"),
+    throughput: rows("throughput"),
+    rejected: rows("rejected"),
     distress: {depth: text("distress-depth"), pending: text("distress-pending"),
                open: document.getElementById("distress").dataset.open, summary: text("distress-summary")},
   };
@@ -148,10 +150,18 @@ async def _load(page: Page, base: str) -> list[Response]:
 
 async def _shown_with_answer(page: Page, answers: list[Response]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the page shows now and the status answer it drew that from (matched by uptime, unique per poll)."""
+    shown, status, _ = await _shown_with_answers(page, answers)
+    return shown, status
+
+
+async def _shown_with_answers(
+    page: Page, answers: list[Response]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """What the page shows now, the status answer it drew that from, and the answer before that (if any)."""
     shown: dict[str, Any] = await page.evaluate(_READ_PAGE)
     bodies = [await r.json() for r in list(answers)]
-    [status] = [b for b in bodies if str(b["uptime_s"]) == shown["uptime"] or b["uptime_s"] == float(shown["uptime"])]
-    return shown, status
+    [index] = [i for i, b in enumerate(bodies) if b["uptime_s"] == float(shown["uptime"])]
+    return shown, bodies[index], bodies[index - 1] if index > 0 else None
 
 
 class TestAssets:
@@ -223,3 +233,33 @@ class TestInBrowser:
         )
         assert shown["distress"]["summary"].startswith("1 distress message(s) not yet sent")
         assert status["counters"]["accepted.distress"] == 1
+
+    async def test_throughput_and_rejections_equal_the_counters(
+        self, settings: Settings, gateway: Gateway, base: str, page: Page
+    ) -> None:
+        """Accepted and delivered per class, their rates and each rejection reason on the page follow the counters."""
+        answers = await _load(page, base)
+        terminal = await provision(settings, "T000043")
+        client_id = f"{settings.topic_prefix}-pub-{uuid.uuid4().hex[:6]}"
+        async with MqttClient(url=settings.mqtt_url, client_id=client_id) as pub:
+            for i in range(2):
+                await terminal.publish(pub, terminal.message(text=f"m{i}"))
+            await pub.publish(terminal.topics.up("T000043"), b"not a sealed message", qos=1)
+        delivered = """() => Array.from(document.getElementById("throughput").rows)
+          .some((tr) => tr.dataset.key === "routine" && tr.cells[3].textContent === "2")"""
+        await _until(page, delivered)
+        await _until(page, "() => document.getElementById('rejected').rows[0].dataset.key !== undefined")
+        shown, status, previous = await _shown_with_answers(page, answers)
+        assert previous is not None
+        counters, elapsed = status["counters"], status["uptime_s"] - previous["uptime_s"]
+        assert [row["key"] for row in shown["throughput"]] == ["distress", "urgency", "safety", "routine"]
+        for row in shown["throughput"]:
+            for kind in ("accepted", "delivered"):
+                name = f"{kind}.{row['key']}"
+                assert int(row["cells"][kind]["text"]) == counters.get(name, 0)
+                rate = (counters.get(name, 0) - previous["counters"].get(name, 0)) / elapsed
+                assert abs(float(row["cells"][f"{kind}_rate"]["text"]) - rate) <= 0.0051
+        rejected = {row["key"]: int(row["cells"]["count"]["text"]) for row in shown["rejected"]}
+        assert rejected == {k.removeprefix("rejected."): v for k, v in counters.items() if k.startswith("rejected.")}
+        assert sum(rejected.values()) == 1
+        assert counters["accepted.routine"] == 2
