@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api_models import (
     DeadLetterDetail,
     DeadLetterOut,
+    DistressOut,
     ErrorOut,
     HealthOut,
     LinkOut,
@@ -98,6 +99,13 @@ def _add_health(app: FastAPI, ops: Operations) -> None:
     async def status() -> StatusOut:
         """Queues per class, links, counters and version."""
         return await ops.status()
+
+    @app.get("/api/v1/distress", response_model=list[DistressOut], tags=["status"])
+    async def distress(
+        limit: int = Query(100, ge=1, le=MAX_COUNT, description="at most this many, oldest first"),
+    ) -> list[DistressOut]:
+        """Distress messages still queued: waiting, or taken by a relay and not yet acked."""
+        return await ops.distress(limit)
 
     @app.get(
         "/metrics",

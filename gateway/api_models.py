@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 __all__ = [
     "DeadLetterDetail",
     "DeadLetterOut",
+    "DistressOut",
     "ErrorOut",
     "HealthOut",
     "LinkCapacity",
@@ -136,3 +137,16 @@ class TerminalOut(BaseModel):
     created_at: float
     revoked_at: float | None
     revoked: bool
+
+
+class DistressOut(BaseModel):
+    """One distress message still in the queue: waiting, or taken by a relay and not yet acked."""
+
+    message_id: str
+    terminal: str
+    seq: int
+    received_at: float
+    age_s: float = Field(description="seconds since it was received")
+    taken: bool = Field(description="a relay has taken it and not yet acked it")
+    position: dict[str, float] | None = Field(description="lat/lon the terminal reported, if any")
+    body: str | None = Field(description="its text, null if the record does not decode")

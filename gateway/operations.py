@@ -15,6 +15,7 @@ from typing import Any
 from gateway.api_models import (
     DeadLetterDetail,
     DeadLetterOut,
+    DistressOut,
     LinkCapacity,
     LinkOut,
     LinkState,
@@ -28,7 +29,7 @@ from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Link
 from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape
-from gateway.queue import DeadLetter, Depth, Queue
+from gateway.queue import DeadLetter, Depth, Entry, Queue
 from gateway.relay import Relay
 from gateway.terminals import Registry
 from protocols.envelope import Priority
@@ -125,6 +126,12 @@ class Operations:
         handle.relay.resume()
         return self._link_json(handle)
 
+    async def distress(self, limit: int) -> list[DistressOut]:
+        """The oldest ``limit`` distress messages not yet acked, oldest first."""
+        found = await self.queue.open_entries(Priority.DISTRESS, count=limit)
+        now = time.time()
+        return [_distress_json(entry, taken, now) for entry, taken in found]
+
     async def dead_letters(self, limit: int) -> list[DeadLetterOut]:
         """The oldest ``limit`` dead letters."""
         return [_dead_json(d) for d in await self.queue.dead_letters(count=limit)]
@@ -209,6 +216,25 @@ def _link_sample(handle: LinkHandle) -> LinkSample:
 
 def _queue_json(d: Depth) -> dict[str, Any]:
     return {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s}
+
+
+def _distress_json(e: Entry, taken: bool, now: float) -> DistressOut:
+    out = DistressOut(
+        message_id=e.message_id,
+        terminal=e.terminal,
+        seq=e.seq,
+        received_at=e.received_at,
+        age_s=round(max(0.0, now - e.received_at), 3),
+        taken=taken,
+        position=None,
+        body=None,
+    )
+    try:
+        m = decode_record(e.record).message
+    except DecodeError:
+        return out
+    position = None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon}
+    return out.model_copy(update={"body": m.body, "position": position})
 
 
 def _dead_json(d: DeadLetter) -> DeadLetterOut:

@@ -7,6 +7,7 @@ single multi-stream read could not keep strict priority), ``ack`` is one atomic 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import defaultdict
@@ -247,6 +248,29 @@ class Queue:
             Depth(priority=p, depth=max(0, n - pend["pending"]), pending=pend["pending"], oldest_age_s=_age(first, now))
             for p, (n, pend, first) in zip(Priority, _triples(replies), strict=True)
         ]
+
+    async def open_entries(self, priority: Priority, *, count: int = 100) -> list[tuple[Entry, bool]]:
+        """The oldest ``count`` entries of one class not yet acked, each with whether a relay has taken it.
+
+        Read only (one round trip): malformed entries are skipped here, not buried; ``take`` buries them.
+        """
+        if not isinstance(priority, Priority):
+            raise ValueError(f"priority must be a Priority, got {priority!r}")
+        check_int("count", count, 1, MAX_COUNT)
+        stream = self._streams[priority]
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xrange(stream, count=count)
+        # Acked entries are deleted, so the stream holds only waiting and taken ones; at most ``count``
+        # pending ids can be among its oldest ``count`` entries, so this many pending ids cover them.
+        pipe.xpending_range(stream, self._keys.group, min="-", max="+", count=count)
+        with map_redis_errors(f"list open entries of class {priority.label}"):
+            found, pending = await pipe.execute()
+        taken = {p["message_id"] for p in pending}
+        entries: list[tuple[Entry, bool]] = []
+        for stream_id, fields in found:
+            with contextlib.suppress(KeyError, ValueError):
+                entries.append((decode_entry(priority, stream_id, fields), stream_id in taken))
+        return entries
 
     async def dead_letters(self, *, count: int = 100) -> list[DeadLetter]:
         """The oldest ``count`` dead letters, oldest first."""

@@ -68,6 +68,19 @@ function drawHeader(status) {
   $("updated").dateTime = now.toISOString();
 }
 
+function drawOpenDistress(open) {
+  const rows = open.map((m) => row([
+    cell(m.terminal, false, "terminal"),
+    cell(String(m.seq), true, "seq", m.seq),
+    cell(age(m.age_s), true, "age_s", m.age_s),
+    cell(m.taken ? "taken by a relay" : "waiting", false, "state"),
+    cell(m.position ? `${m.position.lat}, ${m.position.lon}` : "none", false, "position"),
+    cell(m.body === null ? "?" : m.body, false, "body"),
+    cell(m.message_id, false, "message_id"),
+  ], m.message_id));
+  fill($("distress-open"), rows, "None.", 7);
+}
+
 function drawDistress(status, dead) {
   const q = status.queues.distress;
   const open = q.depth + q.pending;
@@ -196,13 +209,15 @@ async function getJson(path) {
 
 async function poll() {
   try {
-    const [status, links, dead] = await Promise.all([
+    const [status, links, dead, open] = await Promise.all([
       getJson("/api/v1/status"),
       getJson("/api/v1/links"),
       getJson(`/api/v1/dead?limit=${DEAD_LIMIT}`),
+      getJson(`/api/v1/distress?limit=${DEAD_LIMIT}`),
     ]);
     drawHeader(status);
     drawDistress(status, dead);
+    drawOpenDistress(open);
     drawQueues(status);
     drawThroughput(status);
     drawRejected(status);

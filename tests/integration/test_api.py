@@ -202,6 +202,7 @@ class TestErrors:
             ("/readyz", "get"),
             ("/metrics", "get"),
             ("/api/v1/status", "get"),
+            ("/api/v1/distress", "get"),
             ("/api/v1/dead", "get"),
             ("/api/v1/dead", "delete"),
             ("/api/v1/dead/{dead_id}", "get"),

@@ -23,7 +23,7 @@ from gateway.config import Settings
 from gateway.mqtt import MqttClient
 from gateway.queue import Accepted
 from gateway.service import Gateway
-from protocols.envelope import Kind, Message, Priority
+from protocols.envelope import Kind, Message, Position, Priority
 from protocols.record import Record, encode_record
 from tests.harness import config_with, provision, running_gateway
 
@@ -59,6 +59,7 @@ _READ_PAGE = """() => {
     links: rows("links"),
     throughput: rows("throughput"),
     rejected: rows("rejected"),
+    open: rows("distress-open"),
     distress: {depth: text("distress-depth"), pending: text("distress-pending"),
                open: document.getElementById("distress").dataset.open, summary: text("distress-summary")},
   };
@@ -222,8 +223,11 @@ class TestInBrowser:
         terminal = await provision(settings, "T000042")
         client_id = f"{settings.topic_prefix}-pub-{uuid.uuid4().hex[:6]}"
         async with MqttClient(url=settings.mqtt_url, client_id=client_id) as pub:
-            await terminal.publish(pub, terminal.message(priority=Priority.DISTRESS, kind=Kind.SOS, text="sos"))
-        await _until(page, "() => document.getElementById('distress').dataset.open === '1'")
+            sos = terminal.message(
+                priority=Priority.DISTRESS, kind=Kind.SOS, text="sos", position=Position(12.5, -3.25)
+            )
+            await terminal.publish(pub, sos)
+        await _until(page, "() => document.getElementById('distress-open').rows[0].dataset.key !== undefined")
         shown, status = await _shown_with_answer(page, answers)
         distress = status["queues"]["distress"]
         assert distress["depth"] + distress["pending"] == 1
@@ -233,6 +237,12 @@ class TestInBrowser:
         )
         assert shown["distress"]["summary"].startswith("1 distress message(s) not yet sent")
         assert status["counters"]["accepted.distress"] == 1
+        [entry] = shown["open"]
+        cells = {k: v["text"] for k, v in entry["cells"].items()}
+        assert entry["key"] == f"T000042:{sos.seq}"
+        assert (cells["terminal"], cells["seq"], cells["body"]) == ("T000042", str(sos.seq), "sos")
+        assert cells["position"] == "12.5, -3.25"
+        assert float(cells["age_s"]) >= 0
 
     async def test_throughput_and_rejections_equal_the_counters(
         self, settings: Settings, gateway: Gateway, base: str, page: Page
