@@ -20,9 +20,12 @@ from gateway.credentials import Credentials
 from gateway.links.geo import GeoProfile
 from gateway.mqtt import Inbound, MqttClient
 from gateway.names import Keys, Topics
+from gateway.queue import Accepted
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
+from protocols.envelope import Kind, Message, Priority
+from protocols.record import Record, encode_record
 
 REDIS_URL = os.environ.get("SATGW_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_URL = os.environ.get("SATGW_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -140,3 +143,19 @@ async def eventually(check: Callable[[], bool], *, timeout: float = 10.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def accepted_entry(terminal: str, seq: int, priority: Priority = Priority.ROUTINE) -> Accepted:
+    """A message as ingest hands it to the queue (a text note), for tests that fill queues directly."""
+    now = time.time()
+    message = Message(terminal=terminal, seq=seq, priority=priority, kind=Kind.TEXT, body=f"note {seq}", ts=now)
+    return Accepted(
+        message_id=f"{terminal}:{seq}",
+        terminal=terminal,
+        seq=seq,
+        priority=priority,
+        record=encode_record(Record(message=message, received_at=now)),
+        received_at=now,
+        expires_at=None,
+        receipt=False,
+    )

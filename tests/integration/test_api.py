@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,10 +20,10 @@ from gateway.exceptions import QueueUnavailable
 from gateway.links.geo import GeoProfile
 from gateway.mqtt import MqttClient
 from gateway.operations import Operations
-from gateway.queue import Accepted, Queue
+from gateway.queue import Queue
 from gateway.service import Gateway
-from protocols.envelope import Kind, Message, Priority
-from protocols.record import Record, encode_record
+from protocols.envelope import Kind, Priority
+from tests.harness import accepted_entry as _accepted
 from tests.harness import config_with, eventually, observing, provision, running_gateway
 
 pytestmark = pytest.mark.integration
@@ -66,21 +65,6 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
 def http(gateway: Gateway) -> Http:
     """An HTTP client of the gateway's API."""
     return Http(gateway.http.port)
-
-
-def _accepted(terminal: str, seq: int, priority: Priority = Priority.ROUTINE) -> Accepted:
-    now = time.time()
-    message = Message(terminal=terminal, seq=seq, priority=priority, kind=Kind.TEXT, body=f"note {seq}", ts=now)
-    return Accepted(
-        message_id=f"{terminal}:{seq}",
-        terminal=terminal,
-        seq=seq,
-        priority=priority,
-        record=encode_record(Record(message=message, received_at=now)),
-        received_at=now,
-        expires_at=None,
-        receipt=False,
-    )
 
 
 async def _dead_letters(gateway: Gateway, count: int) -> list[str]:

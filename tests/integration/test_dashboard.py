@@ -21,10 +21,9 @@ import pytest
 
 from gateway.config import Settings
 from gateway.mqtt import MqttClient
-from gateway.queue import Accepted
 from gateway.service import Gateway
-from protocols.envelope import Kind, Message, Position, Priority
-from protocols.record import Record, encode_record
+from protocols.envelope import Kind, Position, Priority
+from tests.harness import accepted_entry as _accepted
 from tests.harness import config_with, provision, running_gateway
 
 if TYPE_CHECKING:
@@ -84,21 +83,6 @@ async def _post(url: str) -> int:
             return int(response.status)
 
     return await asyncio.to_thread(call)
-
-
-def _accepted(terminal: str, seq: int, priority: Priority) -> Accepted:
-    now = time.time()
-    message = Message(terminal=terminal, seq=seq, priority=priority, kind=Kind.TEXT, body=f"note {seq}", ts=now)
-    return Accepted(
-        message_id=f"{terminal}:{seq}",
-        terminal=terminal,
-        seq=seq,
-        priority=priority,
-        record=encode_record(Record(message=message, received_at=now)),
-        received_at=now,
-        expires_at=None,
-        receipt=False,
-    )
 
 
 @pytest.fixture
