@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway import logs
 from gateway.counters import Counters
@@ -31,7 +32,7 @@ from protocols.errors import DecodeError, Reason
 from protocols.frame import Record, encode_record
 from protocols.seal import Header, open_sealed, peek_header
 
-__all__ = ["Lane", "message_id"]
+__all__ = ["Intake", "Lane", "message_id"]
 
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
@@ -40,6 +41,16 @@ _RETRY_MAX_S = 2.0
 def message_id(terminal: str, seq: int) -> str:
     """Return the id every hop uses for a message (unique: (terminal, seq) is queued once)."""
     return f"{terminal}:{seq}"
+
+
+class Intake(Protocol):
+    """Where a lane's messages come from, able to stop reading while the lane catches up."""
+
+    def pause_reading(self) -> None:
+        """Stop taking messages in (the broker keeps them)."""
+
+    def resume_reading(self) -> None:
+        """Take messages in again."""
 
 
 @dataclass(slots=True)
@@ -72,6 +83,8 @@ class Lane:
         counters: this process's counters.
         max_batch: the largest batch persisted in one round trip.
         quotas: per-terminal quotas, checked once a message is authenticated; None for none.
+        max_buffered: messages held before the lane stops reading its connection (Mosquitto 2.0
+            ignores the receive maximum, so without this a large broker backlog lands in memory).
         clock: wall-clock time source (Unix seconds).
     """
 
@@ -87,11 +100,14 @@ class Lane:
         counters: Counters,
         max_batch: int = 1000,
         quotas: Quotas | None = None,
+        max_buffered: int = 20_000,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if max_buffered < 2 * max_batch:
+            raise ValueError("max_buffered must be at least twice max_batch")
         self.name = name
         self._distress = distress
         self._queue = queue
@@ -101,16 +117,32 @@ class Lane:
         self._counters = counters
         self._max_batch = max_batch
         self._quotas = quotas
+        self._max_buffered = max_buffered
+        self._intake: Intake | None = None
+        self._paused = False
         self._clock = clock
         self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
         self._buffer: list[_Inbound] = []
         self._in_flight = 0
         self._wakeup = asyncio.Event()
 
+    def attach(self, intake: Intake) -> None:
+        """Pause and resume ``intake`` to keep at most about ``max_buffered`` messages in memory."""
+        self._intake = intake
+
     def handle(self, message: Inbound) -> None:
         """Take one MQTT message; it is acknowledged once durable in Redis or rejected for good."""
         self._buffer.append(_Inbound(message, self._clock()))
         self._wakeup.set()
+        if self._intake is not None and not self._paused and len(self._buffer) >= self._max_buffered:
+            self._paused = True
+            self._counters.add("ingest.paused")
+            self._intake.pause_reading()
+
+    def _maybe_resume(self) -> None:
+        if self._paused and self._intake is not None and len(self._buffer) < self._max_buffered // 2:
+            self._paused = False
+            self._intake.resume_reading()
 
     @property
     def backlog(self) -> int:
@@ -132,6 +164,7 @@ class Lane:
                     self._wakeup.clear()
                     continue
                 batch, self._buffer = self._buffer[: self._max_batch], self._buffer[self._max_batch :]
+                self._maybe_resume()
                 current = asyncio.create_task(self._persist_with_retry(batch, previous), name=f"ingest[{self.name}]")
                 tasks.add(current)
                 current.add_done_callback(tasks.discard)

@@ -217,6 +217,7 @@ class Gateway:
                 receive_maximum=self.config.receive_maximum,
             )
             client.route(topic_filter, lane.handle)
+            lane.attach(client)
             await self._connect(client)
             await client.subscribe(topic_filter, qos=1)  # serving means subscribed
             self.inbound.append(client)

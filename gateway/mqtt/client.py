@@ -178,6 +178,7 @@ class MqttClient:
         self._closing = False
         self._subacks: dict[int, asyncio.Future[None]] = {}
         self._acks = _Acks(self._write_acks)
+        self._reading = True
 
     async def __aenter__(self) -> Self:
         if self._client is not None:
@@ -245,6 +246,26 @@ class MqttClient:
         if len(self._waiting) == 1:
             self._send_waiting()
         return future
+
+    def pause_reading(self) -> None:
+        """Stop reading from the broker's socket (the broker holds what is not read); for back-pressure."""
+        self._reading = False
+        self._set_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the broker again after :meth:`pause_reading`."""
+        self._reading = True
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        connection = self._client._connection if self._client is not None else None
+        transport = None if connection is None else connection._transport
+        if transport is None or transport.is_closing() or transport.is_reading() == self._reading:
+            return  # a new connection starts reading; the lane pauses it again if still needed
+        if self._reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     @property
     def waiting(self) -> int:

@@ -118,3 +118,33 @@ async def test_quota_refuses_with_a_receipt_and_a_replay_costs_nothing(
         )
     finally:
         runner.cancel()
+
+
+class _Intake:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+
+async def test_a_full_buffer_pauses_the_connection_until_the_lane_catches_up(
+    redis: Redis, keys: Keys, topics: Topics
+) -> None:
+    """Past max_buffered messages the lane stops reading its connection, and resumes at half of it."""
+    lane, sims = await _lane(redis, keys, topics, max_buffered=200)
+    intake, log = _Intake(), _AckLog()
+    lane.attach(intake)
+    for i in range(1000):
+        sim = sims[i % len(sims)]
+        lane.handle(Inbound(*sim.wire(sim.message(text=f"m{i}")), False, b"%d" % i, log))
+    assert intake.calls == ["pause"]
+    runner = asyncio.create_task(lane.run(), name="test.lane")
+    try:
+        await eventually(lambda: len(log.acked) == 1000, what="1000 acks")
+        assert intake.calls == ["pause", "resume"]
+    finally:
+        runner.cancel()

@@ -72,3 +72,25 @@ async def test_ack_is_idempotent() -> None:
                 await pub.publish(topic, b"%d" % i)
         await eventually(lambda: len(got) == 3, timeout=5, what="3 messages")
         assert client.connected
+
+
+async def test_paused_reading_holds_messages_at_the_broker() -> None:
+    """While reading is paused nothing arrives; after resume_reading everything does."""
+    client_id, topic = f"mq-{uuid.uuid4().hex[:8]}", f"mqtest{uuid.uuid4().hex[:8]}/z"
+    got: list[bytes] = []
+
+    def on_message(message: Inbound) -> None:
+        got.append(message.payload)
+        message.ack()
+
+    client = MqttClient(url=MQTT_URL, client_id=client_id)
+    client.route(topic, on_message)
+    async with client:
+        await client.subscribe(topic, qos=1)
+        client.pause_reading()
+        async with MqttClient(url=MQTT_URL, client_id=f"{client_id}-pub") as pub:
+            await asyncio.gather(*(pub.publish(topic, b"%d" % i) for i in range(20)))
+        await asyncio.sleep(0.3)  # the absence of deliveries is what is checked
+        assert got == []
+        client.resume_reading()
+        await eventually(lambda: len(got) == 20, timeout=5, what="20 messages after resume")
