@@ -272,6 +272,11 @@ class HttpServer:
         """The port actually bound (useful when asked for port 0)."""
         return self._port
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The serving task, once started (the gateway watches it like its other tasks)."""
+        return self._task
+
     async def start(self, *, name: str = "satgw.http") -> None:
         """Bind, start serving and return once the server accepts connections."""
         family = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]

@@ -134,10 +134,19 @@ class Lane:
         """Take one MQTT message; it is acknowledged once durable in Redis or rejected for good."""
         self._buffer.append(_Inbound(message, self._clock()))
         self._wakeup.set()
-        if self._intake is not None and not self._paused and len(self._buffer) >= self._max_buffered:
+        if self._intake is not None and len(self._buffer) >= self._max_buffered:
+            self._pause()
+
+    def _pause(self) -> None:
+        # Said again every max_batch messages while over the limit (it is idempotent): a reconnect
+        # brings a fresh connection that reads until told otherwise.
+        if not self._paused:
             self._paused = True
             self._counters.add("ingest.paused")
-            self._intake.pause_reading()
+        elif len(self._buffer) % self._max_batch:
+            return
+        assert self._intake is not None
+        self._intake.pause_reading()
 
     def _maybe_resume(self) -> None:
         if self._paused and self._intake is not None and len(self._buffer) < self._max_buffered // 2:

@@ -260,7 +260,8 @@ class Gateway:
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set or a task fails."""
         waiter = asyncio.create_task(stop.wait(), name="satgw.stop")
-        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        http = [self.http.task] if self.http.task is not None else []
+        done, _ = await asyncio.wait([waiter, *self._tasks, *http], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         for task in done:
             if task is not waiter and not task.cancelled() and task.exception() is not None:
