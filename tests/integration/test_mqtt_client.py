@@ -13,24 +13,33 @@ from tests.harness import MQTT_URL, eventually
 pytestmark = pytest.mark.integration
 
 
+_END = b"end"
+
+
 async def _receive(client_id: str, topic: str, *, ack: bool, subscribe: bool, expect: int = 50) -> list[Inbound]:
     got: list[Inbound] = []
+    end = asyncio.Event()
 
     def on_message(message: Inbound) -> None:
+        if message.payload == _END:
+            message.ack()
+            end.set()
+            return
         got.append(message)
         if ack:
             message.ack()
 
     client = MqttClient(url=MQTT_URL, client_id=client_id, persistent=True)
     client.route(topic, on_message)
-    async with client:
+    async with client, MqttClient(url=MQTT_URL, client_id=f"{client_id}-pub") as pub:
         if subscribe:
             await client.subscribe(topic, qos=1)
-            async with MqttClient(url=MQTT_URL, client_id=f"{client_id}-pub") as pub:
-                await asyncio.gather(*(pub.publish(topic, b"%d" % i) for i in range(50)))
+            await asyncio.gather(*(pub.publish(topic, b"%d" % i) for i in range(50)))
         await eventually(lambda: len(got) >= expect, timeout=5, what=f"{expect} messages")
-        # Lets the last acks reach the broker before disconnecting, and anything unexpected arrive.
-        await asyncio.sleep(0.3)
+        # The broker keeps order on a subscription: once this marker arrives, anything it was going
+        # to send (re-sent messages included) has arrived, and our earlier PUBACKs precede DISCONNECT.
+        await pub.publish(topic, _END)
+        await asyncio.wait_for(end.wait(), timeout=5)
     return got
 
 
@@ -83,14 +92,24 @@ async def test_paused_reading_holds_messages_at_the_broker() -> None:
         got.append(message.payload)
         message.ack()
 
+    seen_by_watcher: list[bytes] = []
+
+    def watch(message: Inbound) -> None:
+        seen_by_watcher.append(message.payload)
+        message.ack()
+
     client = MqttClient(url=MQTT_URL, client_id=client_id)
     client.route(topic, on_message)
-    async with client:
+    watcher = MqttClient(url=MQTT_URL, client_id=f"{client_id}-watch")
+    watcher.route(topic, watch)
+    async with client, watcher:
         await client.subscribe(topic, qos=1)
+        await watcher.subscribe(topic, qos=1)
         client.pause_reading()
         async with MqttClient(url=MQTT_URL, client_id=f"{client_id}-pub") as pub:
             await asyncio.gather(*(pub.publish(topic, b"%d" % i) for i in range(20)))
-        await asyncio.sleep(0.3)  # the absence of deliveries is what is checked
+        # A second subscriber has had all of them delivered: the paused one read none.
+        await eventually(lambda: len(seen_by_watcher) == 20, timeout=5, what="the watcher's 20 messages")
         assert got == []
         client.resume_reading()
         await eventually(lambda: len(got) == 20, timeout=5, what="20 messages after resume")

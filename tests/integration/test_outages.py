@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -71,7 +70,7 @@ async def test_redis_down_during_ingest_loses_nothing(private_redis: PrivateRedi
     """Messages published while Redis is down are held by the broker (no PUBACK) and all delivered once it is back."""
     settings = settings_for(unique_prefix(), redis_url=private_redis.url)
     terminal = await provision(settings, "T000100")
-    async with running_gateway(settings, config_with()), observing(settings) as seen:
+    async with running_gateway(settings, config_with()) as gateway, observing(settings) as seen:
         pub = MqttClient(url=settings.mqtt_url, client_id=f"{settings.topic_prefix}-pub-{uuid.uuid4().hex[:6]}")
         async with pub:
             await terminal.publish(pub, terminal.message(text="before"))
@@ -81,7 +80,8 @@ async def test_redis_down_during_ingest_loses_nothing(private_redis: PrivateRedi
             during.append(terminal.message(priority=Priority.DISTRESS, kind=Kind.SOS, text="sos during outage"))
             for message in during:
                 await terminal.publish(pub, message)
-            await asyncio.sleep(1.5)
+            # Ingest has them and keeps retrying Redis: none can have gone further.
+            await eventually(lambda: gateway.counters.get("ingest.redis_retries") >= 3, what="ingest retrying Redis")
             assert len(seen.delivered) == 1, "nothing can be delivered while Redis is down"
             private_redis.start()
             await eventually(lambda: len(seen.delivered) >= 62, timeout=30, what="every message after the outage")
