@@ -72,6 +72,14 @@ class Keys:
         """Hash of cumulative counters shared by every gateway process."""
         return self._k("stats")
 
+    def fragment(self, link: str, message_ref: int) -> str:
+        """A partial fragmented message at the ground (hash: ``n`` → total, index → chunk)."""
+        return self._k("frag", link, str(message_ref))
+
+    def fragment_refs(self, link: str) -> str:
+        """A link's message-ref counter for fragmented messages."""
+        return self._k("fragref", link)
+
     def trace(self, message_id: str) -> str:
         """The list of hops one message went through."""
         return self._k("trace", message_id)

@@ -49,13 +49,13 @@ class FragmentStore:
             raise ValueError(f"ttl_s must be at least 1 second, got {ttl_s!r}")
         check_int("refs", refs, 2, MAX_MESSAGE_REF + 1)
         self._redis = redis
-        self._tag = "{" + keys.prefix + "}"  # the hash tag of every key of this gateway (gateway.names.Keys)
+        self._keys = keys
         self.ttl_s = float(ttl_s)
         self._refs = refs
 
     def key(self, link: str, message_ref: int) -> str:
         """The hash of one partial message."""
-        return f"{self._tag}:frag:{link}:{message_ref}"
+        return self._keys.fragment(link, message_ref)
 
     async def add(self, link: str, fragments: Sequence[Fragment]) -> list[list[Fragment]]:
         """Store fragments durably (one round trip); return every message they complete, as all its fragments.
@@ -96,7 +96,7 @@ class FragmentStore:
     async def new_ref(self, link: str) -> int:
         """Hand out the link's next message ref, first deleting any partial message left under it."""
         check_text("link", link)
-        counter = f"{self._tag}:fragref:{link}"
+        counter = self._keys.fragment_refs(link)
         with map_redis_errors(f"new message ref for link {link}"):
             ref = (await self._redis.incr(counter) - 1) % self._refs
             await self._redis.delete(self.key(link, ref))

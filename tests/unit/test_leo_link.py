@@ -19,23 +19,13 @@ from gateway.links.leo import LeoLink, LeoProfile, LeoStats
 from gateway.links.orbits import Pass, find_passes, slant_range_km
 from gateway.links.outages import OutagePlan, Window
 from protocols.envelope import Priority
+from tests.unit.link_helpers import RecordingSink
 
 DAY_START = datetime(2026, 11, 26, tzinfo=UTC).timestamp()
 DAY = 86_400.0
 BEIJING = (39.9042, 116.4074)
 ROUTINE = Priority.ROUTINE
 DISTRESS = Priority.DISTRESS
-
-
-class RecordingSink:
-    """A ground segment that remembers what arrived, on which link, and when."""
-
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
-        self.frames: list[tuple[bytes, str, float]] = []
-
-    async def receive(self, frame: bytes, *, link: str) -> None:
-        self.frames.append((frame, link, self.clock.now()))
 
 
 class AlwaysLoses(random.Random):

@@ -24,6 +24,7 @@ from gateway.links import (
     one_way_delay_s,
 )
 from protocols.envelope import Priority
+from tests.unit.link_helpers import RecordingSink
 
 URUMQI = (43.8256, 87.6168)
 BEIJING = (39.9042, 116.4074)
@@ -31,17 +32,6 @@ START = 1_000.0
 INTERVAL = 60.0
 ROUTINE = Priority.ROUTINE
 DISTRESS = Priority.DISTRESS
-
-
-class RecordingSink:
-    """A ground segment that remembers what arrived, on which link, and when."""
-
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
-        self.frames: list[tuple[bytes, str, float]] = []
-
-    async def receive(self, frame: bytes, *, link: str) -> None:
-        self.frames.append((frame, link, self.clock.now()))
 
 
 class AlwaysLoses(random.Random):

@@ -16,6 +16,7 @@ from gateway.links.outages import OutagePlan, Window
 from gateway.links.profiles import CATALOGUE, CardSpec, SbdSpec, configure, lookup
 from gateway.links.sbd import SbdProfile
 from protocols.envelope import Priority
+from tests.unit.link_helpers import RecordingSink
 
 START = 10_000.0
 ROUTINE = Priority.ROUTINE
@@ -35,17 +36,6 @@ CARD_BYTES = {
 }
 """Each BeiDou profile's cap in whole bytes: the bits of domain.md §1.1-1.2 divided by 8, rounded down."""
 BEIDOU = sorted(CARD_BYTES)
-
-
-class RecordingSink:
-    """A ground segment that remembers what arrived and when."""
-
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
-        self.frames: list[tuple[bytes, str, float]] = []
-
-    async def receive(self, frame: bytes, *, link: str) -> None:
-        self.frames.append((frame, link, self.clock.now()))
 
 
 @pytest.fixture
