@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api_dashboard import DashboardSources, add_dashboard_routes
 from gateway.api_models import (
     DeadLetterDetail,
     DeadLetterOut,
@@ -56,8 +57,13 @@ _START_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 3.0
 
 
-def create_app(ops: Operations, *, logger: logging.Logger | None = None) -> FastAPI:
-    """The ASGI app over ``ops``."""
+def create_app(
+    ops: Operations,
+    *,
+    logger: logging.Logger | None = None,
+    dashboard: DashboardSources | None = None,
+) -> FastAPI:
+    """The ASGI app over ``ops``; with ``dashboard``, the history and link timeline routes."""
     log = logger or logging.getLogger("satgw.api")
     app = FastAPI(
         title="satgw",
@@ -72,6 +78,8 @@ def create_app(ops: Operations, *, logger: logging.Logger | None = None) -> Fast
     _add_dead(app, ops)
     _add_links(app, ops)
     _add_dashboard(app)
+    if dashboard is not None:
+        add_dashboard_routes(app, ops=ops, sources=dashboard)
 
     @app.get("/api/v1/terminals", response_model=list[TerminalOut], tags=["terminals"])
     async def terminals() -> list[TerminalOut]:

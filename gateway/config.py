@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.ceilings import Shares
@@ -86,6 +86,22 @@ class _RelayFile(_Strict):
     pack_max: int = Field(32, ge=1, le=255)
     max_in_flight: int = Field(64, ge=1)
     max_attempts: int = Field(8, ge=1)
+
+
+class _HistoryFile(_Strict):
+    """``[history]``: the dashboard's in-memory samples (gateway/history.py)."""
+
+    every_s: float = Field(5.0, ge=0.1, le=300)
+    window_s: float = Field(900.0, ge=60, le=86_400)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _HistoryFile:
+        if self.window_s / self.every_s > _MAX_SAMPLES:
+            raise ValueError(f"window_s / every_s must be at most {_MAX_SAMPLES} samples")
+        return self
+
+
+_MAX_SAMPLES = 20_000
 
 
 class _OutageFile(_Strict):
@@ -233,6 +249,7 @@ class _File(_Strict):
     ingest: _IngestFile = _IngestFile()
     queue: _QueueFile = _QueueFile()
     relay: _RelayFile = _RelayFile()
+    history: _HistoryFile = _HistoryFile()
     quotas: _QuotasFile = _QuotasFile()
     ceilings: _CeilingsFile = _CeilingsFile()
     links: list[_LinkFile] = []
@@ -250,6 +267,10 @@ class GatewayConfig:
     pack_max: int = 32
     max_in_flight: int = 64
     max_attempts: int = 8
+    history_every_s: float = 5.0
+    """Seconds between the dashboard's history samples."""
+    history_window_s: float = 900.0
+    """Seconds of history samples kept in memory."""
     quotas: Mapping[Priority, Quota] = field(default_factory=dict)
     """Per-terminal quotas by class; empty means none."""
     shares: Shares = field(default_factory=Shares)
@@ -282,6 +303,8 @@ def _to_config(data: _File) -> GatewayConfig:
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
         **data.relay.model_dump(),
+        history_every_s=data.history.every_s,
+        history_window_s=data.history.window_s,
     )
 
 

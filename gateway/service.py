@@ -20,11 +20,13 @@ from typing import Any, Self
 from redis.asyncio import Redis
 
 from gateway.api import HttpServer, create_app
+from gateway.api_dashboard import DashboardSources
 from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
 from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
 from gateway.ground import Ground
+from gateway.history import History, Sampler
 from gateway.ingest import Lane
 from gateway.links.base import Clock
 from gateway.links.clock import RealClock
@@ -146,6 +148,7 @@ class Gateway:
             self._spawn(self.ground.publish_forever(self._ground_publisher), "ground.publisher")
             self._spawn(self._reclaim_forever(), "queue.reclaim")
         self._spawn(self._flush_stats_forever(), "stats")
+        self._start_history()
         if "ingest" in s.roles:
             await self._start_ingest()
         await self._start_http()
@@ -237,12 +240,20 @@ class Gateway:
             mqtt=self._mqtt_clients,
             ready_check=self.ready,
         )
-        self.http = HttpServer(app=create_app(self.operations), host=host, port=port)
+        dashboard = DashboardSources(history=self.history, clock=self._clock)
+        app = create_app(self.operations, dashboard=dashboard)
+        self.http = HttpServer(app=app, host=host, port=port)
         try:
             await self.http.start(name=f"satgw[{self.settings.node}].http")
         except OSError as exc:
             raise GatewayError(f"cannot start: HTTP on {host}:{port}: {exc}") from exc
         self._stack.push_async_callback(self.http.stop)
+
+    def _start_history(self) -> None:
+        """Sample the queues and counters for the dashboard's charts (in memory, this process only)."""
+        self.history = History(every_s=self.config.history_every_s, window_s=self.config.history_window_s)
+        sampler = Sampler(history=self.history, depths=self.queue.depths, counters=self.counters, logger=self._log)
+        self._spawn(sampler.run(), "history")
 
     def _mqtt_clients(self) -> dict[str, MqttClient]:
         inbound = {f"ingest-{lane.name}": c for lane, c in zip(self.lanes, self.inbound, strict=False)}

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from gateway.links.base import Clock, Feedback, FeedbackCode, FrameSink
 from gateway.links.geometry import MEO_ALTITUDE_KM, bent_pipe_delay_s, elevation_deg, geo_path_delay_s
 from gateway.links.outages import NO_OUTAGES, OutagePlan, Outages
+from gateway.links.timeline import Span, busy_spans, ordered, outage_spans
 from protocols.envelope import Priority
 
 __all__ = ["GeoLink", "GeoProfile", "LinkStats"]
@@ -266,6 +267,14 @@ class GeoLink:
     def max_frame_bytes_for(self, priority: Priority) -> int:
         """The largest frame of ``priority`` one transmission carries (distress may use the express cap)."""
         return self._profile.max_frame_bytes_for(priority)
+
+    def timeline(self, start: float, end: float) -> list[Span]:
+        """The satellite in view all along, the outages known now, and each card's interval still running."""
+        now = self._clock.now()
+        p = self._profile
+        sky = Span(kind="in_view", start=start, end=end, label=f"GEO {p.sat_lon:g}°E" if p.orbit == "geo" else "MEO")
+        outages = outage_spans(self._outages, start, end, now=now)
+        return ordered([sky, *outages, *busy_spans(self._free_at, start, end, now=now, label="card")])
 
     def ready_in(self, priority: Priority) -> float:
         """Seconds until a frame of ``priority`` may be sent: until an outage ends, and for others than distress

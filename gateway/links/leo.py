@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from gateway.links.base import Clock, Feedback, FeedbackCode, FrameSink
 from gateway.links.orbits import Pass, Satellite, Site, delay_s, find_passes, load_tle
 from gateway.links.outages import NO_OUTAGES, OutagePlan, Outages
+from gateway.links.timeline import Span, ordered, outage_spans, pass_span
 from protocols.envelope import Priority
 
 __all__ = ["LeoLink", "LeoProfile", "LeoStats"]
@@ -36,6 +37,10 @@ _CHUNK_S = 6 * 3600.0
 """Passes are computed this far ahead at a time."""
 _SEARCH_S = 48 * 3600.0
 """How far ahead a link looks for a next pass before it answers "ask again then"."""
+_TIMELINE_CHUNK_S = 3600.0
+"""Timeline passes are computed and kept by the hour (a whole number of the orbit module's 60 s samples)."""
+_TIMELINE_CHUNKS = 48
+"""How many hours of timeline passes a link keeps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +175,8 @@ class LeoLink:
         self._horizon = -math.inf
         self._stats = LeoStats()
         self._outages = None if profile.outages.empty else Outages(profile.outages, origin=clock.now())
+        self._chunks: dict[int, list[Pass]] = {}
+        """Timeline passes by hour (Unix seconds // 3600), computed when first asked."""
 
     @property
     def name(self) -> str:
@@ -194,6 +201,32 @@ class LeoLink:
         """The passes that have not set yet, as far as computed (at least up to the next rise), by rise."""
         self._refresh(self._clock.now())
         return [w.pass_ for w in self._windows]
+
+    def timeline(self, start: float, end: float) -> list[Span]:
+        """The passes overlapping ``[start, end)``, exactly as :func:`~gateway.links.orbits.find_passes` gives them,
+        and the outages known now (see :mod:`gateway.links.timeline`)."""
+        passes = [pass_span(p) for p in self._passes_between(start, end)]
+        return ordered([*passes, *outage_spans(self._outages, start, end, now=self._clock.now())])
+
+    def _passes_between(self, start: float, end: float) -> list[Pass]:
+        """Passes overlapping ``[start, end)`` from the hourly chunks (the same samples give bit-identical passes)."""
+        first, last = math.floor(start / _TIMELINE_CHUNK_S), math.ceil(end / _TIMELINE_CHUNK_S)
+        found = {(p.satellite, p.rise): p for k in range(first, last) for p in self._chunk(k) if p.rise < end}
+        return sorted((p for p in found.values() if p.set > start), key=lambda p: (p.rise, p.satellite))
+
+    def _chunk(self, k: int) -> list[Pass]:
+        if k not in self._chunks:
+            if len(self._chunks) >= _TIMELINE_CHUNKS:
+                del self._chunks[min(self._chunks)]  # the earliest hour: timelines move forward with the clock
+            p, start = self._profile, k * _TIMELINE_CHUNK_S
+            self._chunks[k] = find_passes(
+                self._satellites.values(),
+                self._site,
+                start,
+                start + _TIMELINE_CHUNK_S,
+                min_elevation_deg=p.min_elevation_deg,
+            )
+        return self._chunks[k]
 
     def ready_in(self, priority: Priority) -> float:
         """Seconds until a frame may go: 0 while a satellite with capacity is in view, else until the next rise.

@@ -7,7 +7,8 @@ Random outages form a Poisson process: gaps between outage starts are exponentia
 ``3600 / rate_per_h`` seconds and durations are exponential with mean ``mean_s``. They are
 drawn forward from the time the link was built, from their own seeded source, so the same
 seed gives the same outages however often and whenever the link asks. The model keeps
-only windows that have not ended yet, which assumes its clock does not run backwards.
+the windows that have not ended yet, which assumes its clock does not run backwards, and
+remembers the last :data:`REMEMBERED` random ones that ended, for a link's timeline.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["NO_OUTAGES", "OutagePlan", "Outages", "Window"]
+__all__ = ["NO_OUTAGES", "REMEMBERED", "OutagePlan", "Outages", "Window"]
+
+REMEMBERED = 256
+"""How many ended random outages a link remembers (for its timeline)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class Outages:
         # A string seed hashes the same in every process, unlike hash(); it keeps losses and outages independent.
         self._rng = random.Random(None if plan.seed is None else f"outages/{plan.seed}")
         self._random: deque[Window] = deque()
+        self._ended: deque[Window] = deque(maxlen=REMEMBERED)
+        """Random outages that have ended, oldest first; the model no longer needs them, a timeline does."""
         self._drawn_to = origin
         """Start time of the latest random outage drawn (or the origin)."""
 
@@ -97,7 +103,7 @@ class Outages:
         """Return when the outage covering time ``t`` ends (the latest end of overlapping ones), or None if up."""
         self._draw_to(t)
         while self._random and self._random[0].end <= t:
-            self._random.popleft()
+            self._ended.append(self._random.popleft())
         end: float | None = None
         probe = t
         # Windows can chain (one starts before the other ends); follow them to the real end.
@@ -111,6 +117,17 @@ class Outages:
         self._draw_to(end)
         starts = [w.start for w in (*self._scheduled, *self._random) if start < w.start <= end]
         return min(starts, default=None)
+
+    def known(self, start: float, end: float, *, now: float) -> list[tuple[str, Window]]:
+        """The outages overlapping ``[start, end)`` that are known at ``now``, each with ``scheduled`` or ``random``.
+
+        Scheduled ones are known ahead; a random one only once it has begun (it is drawn ahead,
+        but nobody could foresee it). Of the random ones that ended, the last :data:`REMEMBERED` are kept.
+        """
+        self._draw_to(now)
+        scheduled = [("scheduled", w) for w in self._scheduled if w.start < end and start < w.end]
+        begun = [w for w in (*self._ended, *self._random) if w.start <= now and w.start < end and start < w.end]
+        return scheduled + [("random", w) for w in begun]
 
     def _covering(self, t: float) -> float | None:
         """The latest end of the windows covering ``t``; prunes nothing, since ``t`` may lie ahead of the clock."""

@@ -58,6 +58,7 @@ from gateway.links.rdss_card import (
     payload_from_content,
     verdict,
 )
+from gateway.links.timeline import Span, SpanKind, busy_spans, ordered
 from protocols.envelope import Priority
 from protocols.errors import DecodeError
 from protocols.rdss import (
@@ -354,6 +355,27 @@ class RdssTerminalLink:
         if self._exempt(priority):
             return beam_wait
         return max(beam_wait, self._free_at - self._clock.now(), 0.0)
+
+    def timeline(self, start: float, end: float) -> list[Span]:
+        """What the terminal has told: the beams of its latest report (good or bad until the next one is due),
+        a lost port, and the card's interval booking. Nothing is known of outages ahead."""
+        now = self._clock.now()
+        spans = busy_spans([self._free_at], start, end, now=now, label="card")
+        state = self._signal_now(now)
+        if state is not None and state.overlaps(start, end):
+            spans.append(state)
+        return ordered(spans)
+
+    def _signal_now(self, now: float) -> Span | None:
+        """The beam or port state from now until it is next reported, or None with no report yet."""
+        if self._port_lost or self._card is None:
+            why = "port lost" if self._port_lost else "not open"
+            return Span(kind="outage", start=now, end=now + _PORT_LOST_WAIT_S, label=why)
+        if self._beams_ok is None:
+            return None
+        kind: SpanKind = "in_view" if self._beams_ok else "outage"
+        label = "beam usable" if self._beams_ok else "no usable beam"
+        return Span(kind=kind, start=now, end=now + self._options.beam_interval_s, label=label)
 
     async def transmit(self, frame: bytes, *, priority: Priority) -> Feedback:
         """Offer ``frame`` to the terminal and return what its ``$BDFKI`` says (``SENT``: the terminal sent it).

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from gateway.links.base import Clock, Feedback, FeedbackCode, FrameSink
 from gateway.links.geometry import IRIDIUM_ALTITUDE_KM, bent_pipe_delay_s
 from gateway.links.outages import NO_OUTAGES, OutagePlan, Outages
+from gateway.links.timeline import Span, busy_spans, ordered, outage_spans
 from protocols.envelope import Priority
 
 __all__ = [
@@ -254,6 +255,13 @@ class SbdLink:
     def stats(self) -> SbdStats:
         """Return a snapshot of the counters."""
         return self._stats
+
+    def timeline(self, start: float, end: float) -> list[Span]:
+        """The constellation in view all along, the outages known now, and the modem's session or data cycle."""
+        now = self._clock.now()
+        sky = Span(kind="in_view", start=start, end=end, label="Iridium")
+        outages = outage_spans(self._outages, start, end, now=now)
+        return ordered([sky, *outages, *busy_spans([self._free_at], start, end, now=now, label="modem")])
 
     def ready_in(self, priority: Priority) -> float:
         """Seconds until the modem may start a session: the same for every class (SBD has no exemption)."""
