@@ -3,7 +3,8 @@
 Routes: ``GET /healthz`` (the process serves), ``GET /readyz`` (Redis and the broker
 answer; 503 if not), ``GET /metrics`` (Prometheus text), ``GET /`` (the dashboard: a page
 that polls the JSON routes, its assets under ``/static/``) and under ``/api/v1``: status,
-dead letters (list, inspect, requeue, purge), terminals, links (list, pause, resume).
+dead letters (list, inspect, requeue, purge), terminals (list;
+send a message down: :mod:`gateway.api_downlink`), links (list, pause, resume).
 ``/openapi.json`` documents every route. Every error is JSON ``{"error": ...}``: 404 for
 unknown routes and ids, 422 for bad parameters, 503 while Redis fails, 500 otherwise,
 never with a stack trace (that goes to the log). The app runs on the gateway's event loop
@@ -29,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api_dashboard import DashboardSources, add_dashboard_routes
+from gateway.api_downlink import add_downlink_routes
 from gateway.api_models import (
     DeadLetterDetail,
     DeadLetterOut,
@@ -42,6 +44,7 @@ from gateway.api_models import (
     StatusOut,
     TerminalOut,
 )
+from gateway.downlink import Downlink
 from gateway.exceptions import TransientError
 from gateway.operations import Operations
 from gateway.queue.streams import MAX_COUNT
@@ -61,9 +64,11 @@ def create_app(
     ops: Operations,
     *,
     logger: logging.Logger | None = None,
+    downlink: Downlink | None = None,
     dashboard: DashboardSources | None = None,
 ) -> FastAPI:
-    """The ASGI app over ``ops``; with ``dashboard``, the history and link timeline routes."""
+    """The ASGI app over ``ops``; with ``downlink``, the route that queues messages down to terminals too;
+    with ``dashboard``, the history and link timeline routes."""
     log = logger or logging.getLogger("satgw.api")
     app = FastAPI(
         title="satgw",
@@ -78,6 +83,8 @@ def create_app(
     _add_dead(app, ops)
     _add_links(app, ops)
     _add_dashboard(app)
+    if downlink is not None:
+        add_downlink_routes(app, downlink)
     if dashboard is not None:
         add_dashboard_routes(app, ops=ops, sources=dashboard)
 

@@ -152,6 +152,8 @@ class _LinkFile(_Strict):
     emergency_exemption: bool | None = None
     frequency_point: int | None = Field(None, ge=1, le=5)
     deliver_received: bool | None = None
+    # Any link: whether it also carries the downlink (a second channel of the same profile); never in the profile.
+    downlink: bool = Field(True, exclude=True)
 
     def rdss_serial(self) -> RdssSerialProfile:
         """The settings of a ``type = "rdss-serial"`` table: a real BeiDou terminal on a serial port."""
@@ -275,6 +277,8 @@ class GatewayConfig:
     """Per-terminal quotas by class; empty means none."""
     shares: Shares = field(default_factory=Shares)
     """Capacity ceilings per class; no shares means none."""
+    downlink_off: frozenset[str] = frozenset()
+    """Names of the links that carry no downlink (``downlink = false``)."""
 
 
 def load_file(path: Path | None) -> GatewayConfig:
@@ -300,6 +304,7 @@ def _to_config(data: _File) -> GatewayConfig:
         links=links,
         quotas=data.quotas.limits(),
         shares=data.ceilings.shares(),
+        downlink_off=frozenset(link.name for link in data.links if not link.downlink),
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
         **data.relay.model_dump(),

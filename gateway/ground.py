@@ -11,6 +11,10 @@ A partial record is never delivered. A publisher task then drains the outbox to
 ``{prefix}/delivered/{terminal}`` at QoS 2 with a durable release step
 (:mod:`gateway.mqtt.exactly_once`), so a crash at any moment neither loses nor repeats
 a delivery. Receipts stay QoS 1: one may repeat after a crash.
+
+The downlink has a ground of its own (``downlink=True``), over the downlink keys: the same
+reassembly, dedup and exactly-once publishing, but to ``{prefix}/down/{terminal}`` with the
+document of :func:`downlink_json`, and no receipts (the terminal is the recipient).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from protocols.errors import DecodeError
 from protocols.fragments import Fragment, join_fragments
 from protocols.frame import Record, decode_record, read_frame
 
-__all__ = ["Ground", "delivery_json"]
+__all__ = ["Ground", "delivery_json", "downlink_json"]
 
 _RETRY_S = 0.2
 
@@ -62,6 +66,31 @@ def delivery_json(record: Record, *, link: str, delivered_at: float) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def downlink_json(record: Record, *, link: str, delivered_at: float) -> bytes:
+    """The JSON a terminal receives on ``{prefix}/down/{terminal}`` for a downlink message.
+
+    ``"down": "message"`` tells it from a receipt (which carries ``"receipt"``); ``seq`` counts the
+    gateway's messages to this terminal, ``queued_at`` is when the gateway took the message in,
+    ``at`` when it came off the link.
+    """
+    m = record.message
+    body = {
+        "down": "message",
+        "id": message_id(m.terminal, m.seq),
+        "terminal": m.terminal,
+        "seq": m.seq,
+        "priority": m.priority.label,
+        "kind": m.kind.value,
+        "body": m.body,
+        "position": None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon},
+        "ttl": m.ttl,
+        "queued_at": record.received_at,
+        "at": delivered_at,
+        "link": link,
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class Ground:
     """The ground segment.
 
@@ -69,12 +98,14 @@ class Ground:
         outbox: durable, deduplicated deliveries waiting to be published.
         releases: the durable notes of QoS 2 releases under way.
         topics: the topic layout.
-        receipts: where ``delivered`` receipts go.
+        receipts: where ``delivered`` receipts go; None sends none.
         counters: this process's counters.
         clock: wall-clock time source.
         fragments: where partial messages wait for their other fragments; without it a frame
             that carries fragments is refused (so it is retried, never lost).
         metrics: where the ingest→delivered latency of published entries is observed; None for none.
+        downlink: publish to the terminals' down topics (:func:`downlink_json`) instead of the delivered
+            topics (:func:`delivery_json`).
     """
 
     def __init__(
@@ -83,17 +114,20 @@ class Ground:
         outbox: Outbox,
         releases: ReleaseLog,
         topics: Topics,
-        receipts: ReceiptSink,
+        receipts: ReceiptSink | None,
         counters: Counters,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
         fragments: FragmentStore | None = None,
         metrics: Metrics | None = None,
+        downlink: bool = False,
     ) -> None:
         self._outbox = outbox
         self._fragments = fragments
         self._releases = releases
-        self._topics = topics
+        self._topic = topics.down if downlink else topics.delivered
+        self._document = downlink_json if downlink else delivery_json
+        self._done = "sent down" if downlink else "delivered"
         self._receipts = receipts
         self._counters = counters
         self._clock = clock
@@ -116,7 +150,7 @@ class Ground:
         completed = await self._reassemble(carried.fragments, link=link)
         records += completed.values()
         now = self._clock()
-        fresh = await self._outbox.deliver([_delivery(r, link=link, at=now) for r in records])
+        fresh = await self._outbox.deliver([self._delivery(r, link=link, at=now) for r in records])
         self._counters.add("ground.duplicates", fresh.count(False))
         if completed and self._fragments is not None:
             await self._fragments.forget(link, list(completed))
@@ -186,7 +220,7 @@ class Ground:
                 await self._publish(publisher, entries)
 
     async def _publish(self, publisher: ExactlyOncePublisher, entries: list[OutboxEntry]) -> None:
-        topics = [self._topics.delivered(e.terminal) for e in entries]
+        topics = [self._topic(e.terminal) for e in entries]
 
         async def commit(mids: list[int]) -> None:
             await self._releases.commit(entries, mids, topics)
@@ -203,29 +237,29 @@ class Ground:
             if entry.priority is Priority.DISTRESS or debug:
                 self._log.log(
                     logging.INFO if entry.priority is Priority.DISTRESS else logging.DEBUG,
-                    "delivered %s (via %s)",
+                    "%s %s (via %s)",
+                    self._done,
                     entry.message_id,
                     entry.link,
                     extra=logs.fields_of(entry, link=entry.link),
                 )
-            if entry.receipt:
+            if entry.receipt and self._receipts is not None:
                 receipt = Receipt(ReceiptKind.DELIVERED, entry.terminal, entry.seq, message_id=entry.message_id)
                 self._receipts.send(receipt)
+
+    def _delivery(self, record: Record, *, link: str, at: float) -> Delivery:
+        m = record.message
+        return Delivery(
+            message_id=message_id(m.terminal, m.seq),
+            terminal=m.terminal,
+            seq=m.seq,
+            priority=m.priority,
+            payload=self._document(record, link=link, delivered_at=at),
+            receipt=m.receipt,
+            link=link,
+            delivered_at=at,
+        )
 
 
 async def _nothing(mids: list[int]) -> None:
     return None
-
-
-def _delivery(record: Record, *, link: str, at: float) -> Delivery:
-    m = record.message
-    return Delivery(
-        message_id=message_id(m.terminal, m.seq),
-        terminal=m.terminal,
-        seq=m.seq,
-        priority=m.priority,
-        payload=delivery_json(record, link=link, delivered_at=at),
-        receipt=m.receipt,
-        link=link,
-        delivered_at=at,
-    )

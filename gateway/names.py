@@ -2,6 +2,11 @@
 
 Keys carry a hash tag (``{prefix}``) so that every queue key of one gateway
 lands in the same Redis Cluster slot and Lua scripts may touch several of them.
+
+One gateway has two namespaces of the same shape: the uplink keys (``{prefix}:q:…``,
+``{prefix}:outbox``, …) and the downlink keys (``{prefix}:down:q:…``, ``{prefix}:down:outbox``,
+…) of :attr:`Keys.downlink`. The queue, outbox and release classes take a :class:`Keys`, so
+the same code serves both directions. The terminal registry is one for both.
 """
 
 from __future__ import annotations
@@ -12,15 +17,34 @@ from protocols.envelope import Priority
 
 __all__ = ["Keys", "Topics"]
 
+_DOWN = "down"
+_SPACES = frozenset({"", _DOWN})
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Every Redis key satgw uses, under one prefix."""
 
     prefix: str = "satgw"
+    space: str = ""
+    """The namespace under the prefix: empty for the uplink, ``down`` for the downlink."""
+
+    def __post_init__(self) -> None:
+        if self.space not in _SPACES:
+            raise ValueError(f"space must be one of {sorted(_SPACES)}, got {self.space!r}")
 
     def _k(self, *parts: str) -> str:
-        return ":".join(("{" + self.prefix + "}", *parts))
+        return ":".join(("{" + self.prefix + "}", *([self.space] if self.space else []), *parts))
+
+    @property
+    def downlink(self) -> Keys:
+        """The keys of the downlink path (gateway → terminals): same shape and hash tag, under ``{prefix}:down``."""
+        return Keys(self.prefix, _DOWN)
+
+    @property
+    def is_downlink(self) -> bool:
+        """True for the downlink namespace."""
+        return self.space == _DOWN
 
     def stream(self, priority: Priority) -> str:
         """The queue stream of one priority class."""
@@ -43,10 +67,14 @@ class Keys:
         """The replay window of seqs the ground segment has delivered for a terminal."""
         return self._k("gseen", terminal)
 
+    def next_seq(self, terminal: str) -> str:
+        """Counter of the seqs the gateway gives its own messages to a terminal (used on the downlink)."""
+        return self._k("seq", terminal)
+
     @property
     def terminals(self) -> str:
-        """Hash: terminal id → JSON record (key, created, revoked)."""
-        return self._k("terminals")
+        """Hash: terminal id → JSON record (key, created, revoked); one registry for both directions."""
+        return "{" + self.prefix + "}:terminals"
 
     @property
     def dead(self) -> str:
@@ -84,10 +112,33 @@ class Keys:
         """The list of hops one message went through."""
         return self._k("trace", message_id)
 
+    def incident(self, incident_id: str) -> str:
+        """One SOS incident (JSON, ``gateway.incidents.Incident``)."""
+        return self._k("incident", incident_id)
+
+    @property
+    def incidents(self) -> str:
+        """Sorted set: incident id → opened at, for listing."""
+        return self._k("incidents")
+
+    @property
+    def incidents_active(self) -> str:
+        """Hash: terminal → id of its open or acknowledged incident."""
+        return self._k("incidents", "active")
+
+    def alert_in(self, sender: str, identifier: str) -> str:
+        """An accepted CAP alert from an authority: whom it went to (JSON)."""
+        return self._k("capin", sender, identifier)
+
+    @property
+    def incident_events(self) -> str:
+        """Stream of distress deliveries and operator actions, consumed by the incident worker."""
+        return self._k("incidents", "events")
+
     @property
     def pattern(self) -> str:
-        """A SCAN pattern matching every key under this prefix."""
-        return "{" + self.prefix + "}:*"
+        """A SCAN pattern matching every key of this namespace (the uplink's: every key under the prefix)."""
+        return self._k("*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +157,7 @@ class Topics:
         return f"{self.prefix}/up/{terminal}/sos"
 
     def down(self, terminal: str) -> str:
-        """Receipts and downlink messages for a terminal."""
+        """Receipts and downlink messages for a terminal (the documents of :mod:`gateway.downlink`)."""
         return f"{self.prefix}/down/{terminal}"
 
     def delivered(self, terminal: str) -> str:

@@ -24,6 +24,7 @@ from gateway.api_dashboard import DashboardSources
 from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
+from gateway.downlink import Downlink, DownlinkRelays
 from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
 from gateway.ground import Ground
 from gateway.history import History, Sampler
@@ -125,6 +126,14 @@ class Gateway:
         self.queue = Queue(redis=self.redis, keys=self.keys, consumer=node, max_deliveries=self.config.max_deliveries)
         self.outbox = Outbox(redis=self.redis, keys=self.keys, consumer=node)
         self.stats = Stats(redis=self.redis, keys=self.keys)
+        self.downlink = Downlink(
+            redis=self.redis,
+            keys=self.keys,
+            registry=Registry(redis=self.redis, keys=self.keys),
+            consumer=node,
+            counters=self.counters,
+            max_deliveries=self.config.max_deliveries,
+        )
         await self._setup_storage()
         self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
         self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
@@ -140,6 +149,7 @@ class Gateway:
             metrics=self.metrics,
         )
         self.relays: list[Relay] = []
+        self.down_relays: list[Relay] = []
         self.links: list[LinkHandle] = []
         self.lanes: list[Lane] = []
         self.inbound: list[MqttClient] = []
@@ -147,6 +157,7 @@ class Gateway:
             await self._start_relays()
             self._spawn(self.ground.publish_forever(self._ground_publisher), "ground.publisher")
             self._spawn(self._reclaim_forever(), "queue.reclaim")
+            await self._start_downlink()
         self._spawn(self._flush_stats_forever(), "stats")
         self._start_history()
         if "ingest" in s.roles:
@@ -157,6 +168,7 @@ class Gateway:
         try:
             await self.queue.setup()
             await self.outbox.setup()
+            await self.downlink.setup()
         except QueueUnavailable as exc:
             raise GatewayError(f"cannot start: {exc} (is Redis running at {self.settings.redis_url}?)") from exc
         for entry in await self.queue.recover_own():
@@ -189,6 +201,19 @@ class Gateway:
             shares = self.config.shares if ceilings is not None else None
             self.links.append(LinkHandle(relay, link, ceilings, shares, capacity_per_hour(profile)))
             self._spawn(relay.run(), f"relay[{link.name}]")
+
+    async def _start_downlink(self) -> None:
+        relays = DownlinkRelays(
+            redis=self.redis,
+            downlink=self.downlink,
+            settings=self.settings,
+            config=self.config,
+            topics=self.topics,
+            clock=self._clock,
+            ceilings=self._ceilings,
+        )
+        await relays.start(self._spawn)
+        self.down_relays = relays.relays
 
     def _ceilings(self, profile: LinkConfig) -> Ceilings | None:
         capacity = capacity_per_hour(profile)
@@ -241,7 +266,7 @@ class Gateway:
             ready_check=self.ready,
         )
         dashboard = DashboardSources(history=self.history, clock=self._clock)
-        app = create_app(self.operations, dashboard=dashboard)
+        app = create_app(self.operations, downlink=self.downlink, dashboard=dashboard)
         self.http = HttpServer(app=app, host=host, port=port)
         try:
             await self.http.start(name=f"satgw[{self.settings.node}].http")
@@ -282,10 +307,11 @@ class Gateway:
         for client in self.inbound:
             await client.__aexit__(None, None, None)  # the broker keeps our session and what we did not ack
         await self._wait_lanes_empty()
-        for relay in self.relays:
+        relays = [*self.relays, *self.down_relays]
+        for relay in relays:
             relay.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(r.drain() for r in self.relays)), _DRAIN_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.gather(*(r.drain() for r in relays)), _DRAIN_TIMEOUT_S)
         await asyncio.sleep(0.2)  # let the ground publisher take what the last frames delivered
         for task in self._tasks:
             task.cancel()

@@ -1,19 +1,28 @@
-"""A simulated terminal: builds, seals and publishes messages as a real one would."""
+"""A simulated terminal: builds, seals and publishes messages as a real one would, and reads what comes down.
+
+On ``{prefix}/down/{terminal}`` a terminal gets JSON objects of two sorts: receipts (``"receipt"``, see
+:mod:`gateway.receipts`) and downlink messages (``"down": "message"``, see :mod:`gateway.downlink`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from gateway.credentials import Credentials
-from gateway.mqtt import MqttClient
+from gateway.mqtt import Inbound, MqttClient
 from gateway.names import Topics
 from protocols.envelope import Kind, Message, Position, Priority
 from protocols.seal import seal
 
-__all__ = ["SimTerminal", "time_seq"]
+__all__ = ["SimTerminal", "is_down_message", "time_seq"]
+
+_log = logging.getLogger("satgw.sim.terminal")
 
 
 def time_seq() -> Iterator[int]:
@@ -72,3 +81,39 @@ class SimTerminal:
         """Publish ``message`` at QoS 1; the future resolves on the broker's PUBACK."""
         topic, payload = self.wire(message)
         return client.publish(topic, payload, qos=1)
+
+    @property
+    def down_topic(self) -> str:
+        """Where the gateway sends this terminal receipts and downlink messages."""
+        return self.topics.down(self.creds.terminal)
+
+    def listen(
+        self,
+        client: MqttClient,
+        *,
+        on_message: Callable[[dict[str, Any]], None],
+        on_receipt: Callable[[dict[str, Any]], None] = lambda _: None,
+    ) -> None:
+        """Hand what comes down to this terminal to ``on_message`` (downlink messages) or ``on_receipt``.
+
+        Call before connecting ``client``, then subscribe it to :attr:`down_topic` (QoS 2 keeps the
+        gateway's exactly-once all the way to the terminal).
+        """
+
+        def handle(inbound: Inbound) -> None:
+            inbound.ack()
+            try:
+                document = json.loads(inbound.payload)
+            except ValueError:
+                document = None
+            if not isinstance(document, dict):
+                _log.warning("terminal %s: ignored a down payload that is not a JSON object", self.creds.terminal)
+                return
+            (on_message if is_down_message(document) else on_receipt)(document)
+
+        client.route(self.down_topic, handle)
+
+
+def is_down_message(document: dict[str, Any]) -> bool:
+    """True for a downlink message, False for a receipt (both arrive on a terminal's down topic)."""
+    return document.get("down") == "message"
