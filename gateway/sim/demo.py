@@ -1,5 +1,10 @@
 """``satgw demo``: a gateway, simulated terminals with mixed traffic, a live view, and a report per class.
 
+Traffic goes both ways: terminals send a mix of classes up; the demo answers every SOS delivered
+with a distress-class acknowledgement down to its terminal, and halfway through broadcasts a
+safety warning down to every terminal (:mod:`gateway.downlink`). Both directions count as lost
+whatever does not arrive.
+
 The demo runs under a prefix of its own (keys and topics), so it never touches
 a real deployment's queues, and removes its keys when it ends.
 """
@@ -23,7 +28,7 @@ from gateway.credentials import Credentials
 from gateway.mqtt import Inbound, MqttClient
 from gateway.names import Keys, Topics
 from gateway.service import Gateway
-from gateway.sim.terminal import SimTerminal
+from gateway.sim.terminal import SimTerminal, is_down_message
 from gateway.terminals import Registry
 from protocols.envelope import Kind, Message, Position, Priority
 from protocols.seal import new_key, seal
@@ -33,6 +38,8 @@ __all__ = ["run_demo"]
 # Share of traffic per class, and what each class carries.
 _MIX = ((Priority.DISTRESS, 0.01), (Priority.URGENCY, 0.04), (Priority.SAFETY, 0.10), (Priority.ROUTINE, 0.85))
 _SETTLE_TIMEOUT_S = 30.0
+_SOS_ACK = "SOS received: rescue coordination centre alerted, stay on this channel"
+_WARNING = "Gale warning: NE force 8-9 in your area from 18:00, seek shelter"
 
 
 @dataclass
@@ -43,12 +50,31 @@ class _Tally:
     rejected_ids: set[str] = field(default_factory=set)
     bad_sent: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    to_acknowledge: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    """Terminals whose SOS was delivered and is not yet acknowledged down."""
+    sending_down: int = 0
+    down_sent: dict[str, tuple[Priority, float]] = field(default_factory=dict)
+    down_received: dict[str, float] = field(default_factory=dict)
 
     def count(self, priority: Priority) -> tuple[int, int, list[float]]:
         """(published, delivered, latencies in ms) for one class."""
         ids = [i for i, (p, _) in self.published.items() if p is priority]
         lat = [(self.delivered[i] - self.published[i][1]) * 1000 for i in ids if i in self.delivered]
         return len(ids), len(lat), lat
+
+    def count_down(self, priority: Priority) -> tuple[int, int, list[float]]:
+        """(sent, received, latencies in ms) of one class on the downlink."""
+        ids = [i for i, (p, _) in self.down_sent.items() if p is priority]
+        lat = [(self.down_received[i] - self.down_sent[i][1]) * 1000 for i in ids if i in self.down_received]
+        return len(ids), len(lat), lat
+
+    def settled(self) -> bool:
+        """True once everything published arrived up, and everything sent down arrived down."""
+        up = len(self.delivered) >= len(self.published)
+        down = (
+            self.to_acknowledge.empty() and not self.sending_down and self.down_received.keys() >= self.down_sent.keys()
+        )
+        return up and down
 
 
 async def run_demo(settings: Settings, config: GatewayConfig, *, terminals: int, duration: float, rate: float) -> int:
@@ -85,9 +111,14 @@ async def _drive(
         await observer.subscribe(f"{gateway.topics.prefix}/delivered/+", qos=1)
         await observer.subscribe(f"{gateway.topics.prefix}/down/+", qos=1)
         view = asyncio.create_task(_live_view(gateway, tally), name="satgw.demo.view")
+        down = [
+            asyncio.create_task(_acknowledge(gateway, tally), name="satgw.demo.acknowledge"),
+            asyncio.create_task(_broadcast(gateway, sims, tally, after=duration / 2), name="satgw.demo.broadcast"),
+        ]
         await _traffic(pub, sims, tally, duration=duration, rate=rate)
         await _settle(tally)
-        view.cancel()
+        for task in [view, *down]:
+            task.cancel()
     stop.set()
     await serving
 
@@ -102,12 +133,18 @@ async def _provision(registry: Registry, settings: Settings, topics: Topics, ind
 
 def _observe(observer: MqttClient, topics: Topics, tally: _Tally) -> None:
     def on_delivered(message: Inbound) -> None:
-        tally.delivered.setdefault(json.loads(message.payload)["id"], time.time())
+        delivery = json.loads(message.payload)
+        if delivery["id"] not in tally.delivered and delivery["priority"] == Priority.DISTRESS.label:
+            tally.to_acknowledge.put_nowait(delivery["terminal"])
+        tally.delivered.setdefault(delivery["id"], time.time())
         message.ack()
 
     def on_receipt(message: Inbound) -> None:
         message.ack()
         receipt = json.loads(message.payload)
+        if is_down_message(receipt):
+            tally.down_received.setdefault(receipt["id"], time.time())
+            return
         tally.receipts[receipt["receipt"]] += 1
         if receipt["receipt"] == "rejected" and receipt.get("seq") is not None:
             tally.rejected_ids.add(f"{receipt['terminal']}:{receipt['seq']}")
@@ -165,9 +202,33 @@ def _send_bad(pub: MqttClient, sim: SimTerminal, tally: _Tally, *, kind: int) ->
     return pub.publish(topic, payload)
 
 
+async def _acknowledge(gateway: Gateway, tally: _Tally) -> None:
+    """Answer every SOS delivered with a distress-class message down to its terminal."""
+    while True:
+        terminal = await tally.to_acknowledge.get()
+        await _send_down(gateway, tally, terminal, _SOS_ACK, Priority.DISTRESS)
+
+
+async def _broadcast(gateway: Gateway, sims: list[SimTerminal], tally: _Tally, *, after: float) -> None:
+    """After ``after`` seconds, a safety warning down to every terminal (as a CAP area alert would)."""
+    await asyncio.sleep(after)
+    for sim in sims:
+        await _send_down(gateway, tally, sim.creds.terminal, _WARNING, Priority.SAFETY)
+
+
+async def _send_down(gateway: Gateway, tally: _Tally, terminal: str, text: str, priority: Priority) -> None:
+    tally.sending_down += 1
+    try:
+        sent_at = time.time()
+        message_id = await gateway.downlink.send(terminal=terminal, body=text, priority=priority)
+        tally.down_sent[message_id] = (priority, sent_at)
+    finally:
+        tally.sending_down -= 1
+
+
 async def _settle(tally: _Tally) -> None:
     deadline = time.monotonic() + _SETTLE_TIMEOUT_S
-    while time.monotonic() < deadline and len(tally.delivered) < len(tally.published):
+    while time.monotonic() < deadline and not tally.settled():
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)  # late receipts
 
@@ -180,7 +241,8 @@ async def _live_view(gateway: Gateway, tally: _Tally) -> None:
             depths = await gateway.queue.depths()
             queues = "  ".join(f"{d.priority.label} {d.depth + d.pending:>4}" for d in depths)
             line = f"  t={time.monotonic() - start:5.1f}s  queued: {queues}  | published {len(tally.published):>6}"
-            print(f"{line}  delivered {len(tally.delivered):>6}", flush=True)
+            down = f"down {len(tally.down_received)}/{len(tally.down_sent)}"
+            print(f"{line}  delivered {len(tally.delivered):>6}  | {down}", flush=True)
 
 
 def _report(tally: _Tally) -> int:
@@ -201,8 +263,22 @@ def _report(tally: _Tally) -> int:
     rejected = {k.split(".", 1)[1]: v for k, v in tally.counters.items() if k.startswith("rejected.")}
     print(f"\nbad input sent on purpose: {tally.bad_sent} (forged SOS, garbage, replay); gateway rejected: {rejected}")
     print("receipts seen by terminals: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.receipts.items())))
+    lost_total += _report_down(tally)
     print(f"lost: {lost_total}" + ("" if lost_total == 0 else "  <-- something went wrong"))
     return 0 if lost_total == 0 else 1
+
+
+def _report_down(tally: _Tally) -> int:
+    """Print the downlink's rows (SOS acknowledgements, the safety warning); return how many were lost."""
+    print(f"\n{'downlink':<10}{'sent':>10}{'received':>10}{'lost':>6}{'p50 ms':>9}{'p99 ms':>9}")
+    lost_total = 0
+    for priority in (Priority.DISTRESS, Priority.SAFETY):
+        sent, received, lat = tally.count_down(priority)
+        lost_total += sent - received
+        p50 = f"{statistics.median(lat):.0f}" if lat else "-"
+        p99 = f"{statistics.quantiles(lat, n=100)[98]:.0f}" if len(lat) >= 2 else p50
+        print(f"{priority.label:<10}{sent:>10}{received:>10}{sent - received:>6}{p50:>9}{p99:>9}")
+    return lost_total
 
 
 def _rejected_in(tally: _Tally, priority: Priority) -> int:
