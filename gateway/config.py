@@ -5,6 +5,7 @@ Nothing here runs at import time; :func:`load` is called by the command line.
 
 from __future__ import annotations
 
+import os
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -13,9 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.alerts.endpoints import Backoff, WebhookEndpoint
 from gateway.ceilings import Shares
 from gateway.exceptions import ConfigError
 from gateway.links.factory import LinkConfig
@@ -247,6 +249,53 @@ class _CeilingsFile(_Strict):
         return Shares(shares=shares, window_s=self.window_s, aging_s=self.aging_s)
 
 
+class _WebhookFile(_Strict):
+    """One ``[[alerts.webhooks]]`` table: a receiver of CAP alerts (gateway/alerts/webhooks.py)."""
+
+    name: str = Field(min_length=1)
+    url: str
+    secret: SecretStr | None = None
+    secret_env: str | None = Field(None, min_length=1)
+    """The name of an environment variable holding the secret, to keep it out of the file."""
+    timeout_s: float = 10.0
+    max_attempts: int = 20
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+
+    def endpoint(self) -> WebhookEndpoint:
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("secret: give exactly one of secret and secret_env")
+        secret = self.secret.get_secret_value() if self.secret is not None else _env_secret(self.secret_env or "")
+        backoff = Backoff(base_s=self.backoff_base_s, cap_s=self.backoff_cap_s)
+        given = self.model_dump(include={"name", "url", "timeout_s", "max_attempts"})
+        return WebhookEndpoint(secret=secret, backoff=backoff, **given)
+
+
+def _env_secret(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"secret_env: environment variable {name} is not set or empty")
+    return value
+
+
+class _AlertsFile(_Strict):
+    """``[alerts]``: where CAP alerts go besides the MQTT topic."""
+
+    webhooks: list[_WebhookFile] = []
+
+    def endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        names = [hook.name for hook in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"alerts.webhooks: names must be unique, got {names}")
+        out = []
+        for hook in self.webhooks:
+            try:
+                out.append(hook.endpoint())
+            except ValueError as exc:
+                raise ConfigError(f"alerts.webhooks {hook.name}: {exc}") from None
+        return tuple(out)
+
+
 class _File(_Strict):
     ingest: _IngestFile = _IngestFile()
     queue: _QueueFile = _QueueFile()
@@ -254,6 +303,7 @@ class _File(_Strict):
     history: _HistoryFile = _HistoryFile()
     quotas: _QuotasFile = _QuotasFile()
     ceilings: _CeilingsFile = _CeilingsFile()
+    alerts: _AlertsFile = _AlertsFile()
     links: list[_LinkFile] = []
 
 
@@ -277,6 +327,8 @@ class GatewayConfig:
     """Per-terminal quotas by class; empty means none."""
     shares: Shares = field(default_factory=Shares)
     """Capacity ceilings per class; no shares means none."""
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    """Where CAP alerts are POSTed (``[[alerts.webhooks]]``); none by default."""
     downlink_off: frozenset[str] = frozenset()
     """Names of the links that carry no downlink (``downlink = false``)."""
 
@@ -304,6 +356,7 @@ def _to_config(data: _File) -> GatewayConfig:
         links=links,
         quotas=data.quotas.limits(),
         shares=data.ceilings.shares(),
+        webhooks=data.alerts.endpoints(),
         downlink_off=frozenset(link.name for link in data.links if not link.downlink),
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
@@ -352,13 +405,16 @@ def _first_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str
         name = _link_name(raw, loc[1])
         where = ".".join(str(p) for p in loc[2:])
         return f"link {name}: {where}: {error['msg']}"
+    if raw is not None and len(loc) >= 3 and loc[:2] == ["alerts", "webhooks"] and isinstance(loc[2], int):
+        name = _link_name(raw.get("alerts"), loc[2], table="webhooks")
+        return f"alerts.webhooks {name}: {'.'.join(str(p) for p in loc[3:])}: {error['msg']}"
     return f"{'.'.join(str(p) for p in loc)}: {error['msg']}"
 
 
-def _link_name(raw: dict[str, Any], index: int) -> str:
-    """The ``name`` of the ``index``-th ``[[links]]`` table, or its position when it has none."""
+def _link_name(raw: Any, index: int, table: str = "links") -> str:
+    """The ``name`` of the ``index``-th ``[[links]]`` (or other ``table``) table, or its position when it has none."""
     try:
-        name = raw["links"][index]["name"]
+        name = raw[table][index]["name"]
     except (KeyError, IndexError, TypeError):
         name = None
     return name if isinstance(name, str) and name else f"#{index + 1}"
