@@ -171,6 +171,21 @@ class TestDurability:
         assert inbox.ids() == [answer["id"], marker]
         assert inbox.messages[0]["body"] == "kept"
 
+    async def test_an_entry_taken_before_a_crash_is_sent_after_restart(self, settings: Settings) -> None:
+        """An entry this node's relay took and never acked goes at the next start, without waiting for reclaim."""
+        terminal = await provision(settings, "D000008")
+        config = config_with(reclaim_idle_s=600.0)  # reclaim would wait ten minutes: only recovery can send it
+        async with running_gateway(settings.model_copy(update={"roles": frozenset({"ingest"})}), config) as gw:
+            sent = await gw.downlink.send(terminal="D000008", body="taken", priority=Priority.URGENCY)
+            taken = await gw.downlink.queue.take(count=1)  # as a relay of this node would, before dying
+            assert [e.message_id for e in taken] == [sent]
+        async with listening(settings, terminal) as inbox:
+            async with running_gateway(settings, config) as gw:
+                await eventually(lambda: sent in inbox.ids(), what="the recovered entry")
+                marker = await gw.downlink.send(terminal="D000008", body="marker", priority=Priority.URGENCY)
+                await eventually(lambda: marker in inbox.ids(), what="the marker")
+        assert inbox.ids() == [sent, marker]
+
     async def test_the_downlink_keys_live_under_their_own_namespace(self, settings: Settings, redis: Redis) -> None:
         """Queued downlink messages are in ``{prefix}:down:q:<class>``; the uplink streams stay empty."""
         await provision(settings, "D000007")
