@@ -1,16 +1,20 @@
 // The satgw dashboard: polls the JSON API and redraws. No library, no build step.
 // Every number shown is a field of the last answer, unchanged (ages to 0.1 s; raw value in data-value);
-// rates are the only derived figures: counter deltas over the server's uptime delta.
+// rates are the only derived figures: counter deltas over the server's uptime delta, and in the charts a
+// sample's count over its interval. The charts are the server's samples (GET /api/v1/history), so they
+// show the minutes before the page was opened; the link timelines are read every TIMELINE_MS.
 "use strict";
 
 const POLL_MS = 1500;
-const WINDOW_S = 300;
+const TIMELINE_MS = 10000;
+const TIMELINE_HOURS = 6;
 const DEAD_LIMIT = 100;
 const CLASSES = ["distress", "urgency", "safety", "routine"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-const samples = [];  // {uptime, queues} of the last WINDOW_S seconds
+const recorded = { every_s: 5, window_s: 900, samples: [], fetchedAt: null };  // the server's samples, oldest first
 let previous = null;  // the last status, for rates
+let timelineReadAt = null;  // Date.now() of the last timeline read
 
 function $(id) {
   return document.getElementById(id);
@@ -163,41 +167,203 @@ function svg(tag, attrs) {
   return el;
 }
 
+function svgText(text, attrs) {
+  const t = svg("text", attrs);
+  t.textContent = text;
+  return t;
+}
+
+// -- charts: the server's samples (GET /api/v1/history), loaded whole at start, then the new ones each poll ----
+
 function drawChart(id, value, unit) {
   const box = $(id);
   const [w, h, pad] = [400, 160, 24];
-  const end = samples.length ? samples[samples.length - 1].uptime : 0;
-  const values = samples.flatMap((s) => CLASSES.map((c) => value(s.queues[c]) || 0));
+  const span = recorded.window_s;
+  const end = recorded.samples.length ? recorded.samples[recorded.samples.length - 1].at : 0;
+  const values = recorded.samples.flatMap((s) => CLASSES.map((c) => value(s, c) || 0));
   const top = Math.max(1, ...values);
-  const x = (t) => pad + ((t - (end - WINDOW_S)) / WINDOW_S) * (w - 2 * pad);
+  const x = (t) => pad + ((t - (end - span)) / span) * (w - 2 * pad);
   const y = (v) => h - pad - (v / top) * (h - 2 * pad);
   const parts = [
     svg("line", { class: "axis", x1: pad, y1: h - pad, x2: w - pad, y2: h - pad }),
     svg("line", { class: "axis", x1: pad, y1: pad, x2: pad, y2: h - pad }),
+    svgText(`${Number(top.toFixed(2))}${unit}`, { x: pad + 4, y: pad - 8 }),
+    svgText(`-${Math.round(span / 60)} min`, { x: pad, y: h - 6 }),
+    svgText("last sample", { x: w - pad - 60, y: h - 6 }),
   ];
-  const label = (text, attrs) => {
-    const t = svg("text", attrs);
-    t.textContent = text;
-    return t;
-  };
-  parts.push(label(`${Number(top.toFixed(1))}${unit}`, { x: pad + 4, y: pad - 8 }));
-  parts.push(label(`-${WINDOW_S / 60} min`, { x: pad, y: h - 6 }), label("now", { x: w - pad - 20, y: h - 6 }));
   for (const c of CLASSES) {
-    const points = samples.map((s) => `${x(s.uptime).toFixed(1)},${y(value(s.queues[c]) || 0).toFixed(1)}`);
-    parts.push(svg("polyline", { class: `series c-${c}`, points: points.join(" ") }));
+    const points = recorded.samples.map((s) => `${x(s.at).toFixed(1)},${y(value(s, c) || 0).toFixed(1)}`);
+    const line = svg("polyline", { class: `series c-${c}`, points: points.join(" ") });
+    line.dataset.class = c;
+    line.dataset.values = recorded.samples.map((s) => String(value(s, c))).join(",");
+    parts.push(line);
   }
   box.replaceChildren(...parts);
-  const latest = samples.length ? samples[samples.length - 1].queues : {};
-  const now = CLASSES.map((c) => `${c} ${latest[c] ? value(latest[c]) ?? "none" : "–"}`).join(", ");
-  box.setAttribute("aria-label", `Now: ${now}. Scale up to ${top}${unit}.`);
+  box.dataset.ats = recorded.samples.map((s) => String(s.at)).join(",");
+  const latest = recorded.samples[recorded.samples.length - 1];
+  const now = CLASSES.map((c) => `${c} ${latest ? value(latest, c) ?? "none" : "–"}`).join(", ");
+  box.setAttribute("aria-label", `Last sample: ${now}. Scale up to ${top}${unit}.`);
 }
 
-function remember(status) {
-  if (samples.length && status.uptime_s < samples[samples.length - 1].uptime) samples.length = 0;  // restarted
-  samples.push({ uptime: status.uptime_s, queues: status.queues });
-  while (samples.length && samples[0].uptime < status.uptime_s - WINDOW_S) samples.shift();
-  drawChart("chart-depth", (q) => q.depth + q.pending, "");
-  drawChart("chart-age", (q) => q.oldest_age_s, " s");
+function drawCharts() {
+  drawChart("chart-depth", (s, c) => s.queues[c].depth + s.queues[c].pending, "");
+  drawChart("chart-age", (s, c) => s.queues[c].oldest_age_s, " s");
+  drawChart("chart-delivered", (s, c) => (s.interval_s > 0 ? (s.delivered[c] || 0) / s.interval_s : 0), "/s");
+}
+
+function mergeHistory(answer) {
+  recorded.every_s = answer.every_s;
+  recorded.window_s = answer.window_s;
+  const last = recorded.samples.length ? recorded.samples[recorded.samples.length - 1].at : -Infinity;
+  recorded.samples.push(...answer.samples.filter((s) => s.at > last));
+  const newest = recorded.samples.length ? recorded.samples[recorded.samples.length - 1].at : 0;
+  while (recorded.samples.length && recorded.samples[0].at < newest - recorded.window_s) recorded.samples.shift();
+  recorded.fetchedAt = Date.now();
+  for (const el of document.querySelectorAll(".window")) el.textContent = String(Math.round(recorded.window_s / 60));
+  $("every").textContent = String(recorded.every_s);
+}
+
+function historyPath() {
+  // The whole window at first; then only the minutes since the last read (the rest is already here).
+  if (recorded.fetchedAt === null) return "/api/v1/history";
+  const minutes = Math.ceil((Date.now() - recorded.fetchedAt) / 60000) + 1;
+  return `/api/v1/history?minutes=${Math.min(minutes, Math.max(1, Math.floor(recorded.window_s / 60)))}`;
+}
+
+// -- link timeline: passes, outages, busy cards and the next send per link (GET /api/v1/links/{name}/timeline) --
+
+function clock(t, seconds) {
+  const options = seconds ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+  return new Date(t * 1000).toLocaleTimeString([], options);
+}
+
+function inTime(seconds) {
+  if (seconds < 1) return "now";
+  if (seconds < 120) return `in ${Math.round(seconds)} s`;
+  if (seconds < 7200) return `in ${Math.round(seconds / 60)} min`;
+  return `in ${(seconds / 3600).toFixed(1)} h`;
+}
+
+function spanTitle(s) {
+  const when = `${clock(s.start, true)}–${clock(s.end, true)}`;
+  if (s.kind === "pass") {
+    return `${s.label} pass ${when}, peak ${s.peak_elevation_deg.toFixed(1)}° at ${clock(s.peak_at, true)}`;
+  }
+  const names = { in_view: "in view", outage: "outage", interval: "send interval" };
+  return `${names[s.kind] || s.kind}${s.label ? ` (${s.label})` : ""} ${when}`;
+}
+
+const LANES = { pass: 0, in_view: 0, outage: 1, interval: 2 };
+const LANE_NAMES = ["sky", "outage", "cards"];
+
+function drawTimeline(t) {
+  const [w, left, right, laneH, top] = [800, 60, 10, 18, 18];
+  const h = top + laneH * 3 + 26;
+  const x = (v) => left + ((Math.min(Math.max(v, t.start), t.end) - t.start) / (t.end - t.start)) * (w - left - right);
+  const box = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", class: "timeline" });
+  box.dataset.link = t.link;
+  box.dataset.start = String(t.start);
+  box.dataset.end = String(t.end);
+  const parts = LANE_NAMES.map((name, i) => svgText(name, { x: 4, y: top + laneH * i + 13, class: "lane" }));
+  for (let hour = Math.ceil(t.start / 3600) * 3600; hour <= t.end; hour += 3600) {
+    parts.push(svg("line", { class: "tick", x1: x(hour), y1: top, x2: x(hour), y2: top + laneH * 3 }));
+    parts.push(svgText(clock(hour, false), { x: x(hour) - 14, y: h - 8 }));
+  }
+  for (const s of t.spans) {
+    const lane = LANES[s.kind] ?? 2;
+    const rect = svg("rect", {
+      class: `span k-${s.kind}`,
+      x: x(s.start).toFixed(2),
+      y: top + laneH * lane + 2,
+      width: Math.max(1, x(s.end) - x(s.start)).toFixed(2),
+      height: laneH - 4,
+    });
+    Object.assign(rect.dataset, { kind: s.kind, start: String(s.start), end: String(s.end), label: s.label });
+    const title = svg("title", {});
+    title.textContent = spanTitle(s);
+    rect.append(title);
+    parts.push(rect);
+  }
+  const next = t.next_send_at.routine;
+  if (next > t.now + 0.5) {
+    const marker = svg("line", { class: "k-next", x1: x(next), y1: top - 6, x2: x(next), y2: top + laneH * 3 });
+    marker.dataset.at = String(next);
+    parts.push(marker);
+  }
+  const now = svg("line", { class: "k-now", x1: x(t.now), y1: 4, x2: x(t.now), y2: top + laneH * 3 + 4 });
+  now.dataset.at = String(t.now);
+  parts.push(now, svgText("now", { x: x(t.now) + 3, y: 12 }));
+  box.replaceChildren(...parts);
+  box.setAttribute("aria-label", timelineSummary(t));
+  return box;
+}
+
+function timelineSummary(t) {
+  const current = t.spans.filter((s) => s.start <= t.now && t.now < s.end);
+  const down = current.find((s) => s.kind === "outage");
+  const sky = current.find((s) => s.kind === "pass" || s.kind === "in_view");
+  const upcoming = t.spans.find((s) => s.kind === "pass" && s.start > t.now);
+  const parts = [];
+  if (down) parts.push(`Outage now (${down.label}) until ${clock(down.end, true)}.`);
+  if (sky && sky.kind === "pass") parts.push(`${sky.label} in view until ${clock(sky.end, true)}.`);
+  else if (sky) parts.push(`${sky.label || "Satellite"} in view.`);
+  else if (upcoming) {
+    const peak = upcoming.peak_elevation_deg.toFixed(0);
+    parts.push(`Next pass: ${upcoming.label} at ${clock(upcoming.start, false)} (${inTime(upcoming.start - t.now)}), peak ${peak}°.`);
+  } else if (t.spans.length === 0) parts.push("This link tells nothing of its timeline.");
+  else parts.push("No pass in this stretch.");
+  const sends = CLASSES.map((c) => `${c} ${inTime(t.next_send_at[c] - t.now)}`).join(", ");
+  parts.push(`Next send: ${sends}.`);
+  return parts.join(" ");
+}
+
+function drawTimelines(timelines) {
+  const figures = timelines.map((t) => {
+    const figure = document.createElement("figure");
+    figure.className = "timeline";
+    figure.dataset.link = t.link;
+    const caption = document.createElement("figcaption");
+    const name = document.createElement("strong");
+    name.textContent = t.link;
+    const summary = document.createElement("span");
+    summary.className = "summary";
+    summary.textContent = ` ${timelineSummary(t)}`;
+    caption.append(name, summary);
+    figure.append(caption, drawTimeline(t));
+    return figure;
+  });
+  if (figures.length === 0) {
+    const none = document.createElement("p");
+    none.textContent = "No links.";
+    figures.push(none);
+  }
+  $("timelines").replaceChildren(...figures);
+}
+
+async function pollTimelines(links) {
+  const answers = await Promise.all(links.map((l) => getJson(`/api/v1/links/${encodeURIComponent(l.name)}/timeline?hours=${TIMELINE_HOURS}`)));
+  drawTimelines(answers);
+  timelineReadAt = Date.now();
+  document.body.dataset.timelines = String(Number(document.body.dataset.timelines || 0) + 1);
+}
+
+// -- terminals (shown when the status carries them) ----------------------------------------------------------
+
+function onlineTerminals(terminals) {
+  if (typeof terminals === "number") return String(terminals);
+  if (Array.isArray(terminals)) return String(terminals.filter((t) => t && t.online).length);
+  if (terminals && typeof terminals === "object") {
+    const online = terminals.online;
+    const total = terminals.total ?? terminals.registered ?? terminals.known;
+    if (typeof online === "number") return total === undefined ? String(online) : `${online} of ${total}`;
+  }
+  return null;
+}
+
+function drawTerminals(status) {
+  const online = status.terminals === undefined || status.terminals === null ? null : onlineTerminals(status.terminals);
+  $("terminals").hidden = online === null;
+  if (online !== null) $("terminals-online").textContent = online;
 }
 
 async function getJson(path) {
@@ -209,13 +375,15 @@ async function getJson(path) {
 
 async function poll() {
   try {
-    const [status, links, dead, open] = await Promise.all([
+    const [status, links, dead, open, recent] = await Promise.all([
       getJson("/api/v1/status"),
       getJson("/api/v1/links"),
       getJson(`/api/v1/dead?limit=${DEAD_LIMIT}`),
       getJson(`/api/v1/distress?limit=${DEAD_LIMIT}`),
+      getJson(historyPath()),
     ]);
     drawHeader(status);
+    drawTerminals(status);
     drawDistress(status, dead);
     drawOpenDistress(open);
     drawQueues(status);
@@ -223,7 +391,9 @@ async function poll() {
     drawRejected(status);
     drawLinks(links);
     drawDead(dead);
-    remember(status);
+    mergeHistory(recent);
+    drawCharts();
+    if (timelineReadAt === null || Date.now() - timelineReadAt >= TIMELINE_MS) await pollTimelines(links);
     previous = status;
     $("error").hidden = true;
     document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
@@ -237,8 +407,10 @@ async function poll() {
 
 function init() {
   $("interval").textContent = String(POLL_MS / 1000);
+  $("timeline-interval").textContent = String(TIMELINE_MS / 1000);
   $("dead-limit").textContent = String(DEAD_LIMIT);
-  for (const el of document.querySelectorAll(".window")) el.textContent = String(WINDOW_S / 60);
+  for (const el of document.querySelectorAll(".past")) el.textContent = "10";
+  for (const el of document.querySelectorAll(".ahead")) el.textContent = String(TIMELINE_HOURS);
   $("legend").replaceChildren(...CLASSES.map((c) => {
     const li = document.createElement("li");
     const swatch = document.createElement("span");

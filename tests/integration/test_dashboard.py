@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gateway.config import Settings
+from gateway.config import GatewayConfig, Settings
+from gateway.links.geo import GeoProfile
+from gateway.links.leo import LeoProfile
+from gateway.links.outages import OutagePlan, Window
 from gateway.mqtt import MqttClient
 from gateway.service import Gateway
 from protocols.envelope import Kind, Position, Priority
+from tests.harness import FAST_LINK, config_with, provision, running_gateway
 from tests.harness import accepted_entry as _accepted
-from tests.harness import config_with, provision, running_gateway
 
 if TYPE_CHECKING:
     from playwright.async_api import Page, Response
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 NONE = "\N{EN DASH}"  # what the page shows for a missing value
+CLASSES = ("distress", "urgency", "safety", "routine")
 
 CHROMIUM = Path("/usr/bin/chromium")
 _MISSING = [
@@ -54,6 +58,7 @@ _READ_PAGE = """() => {
   }));
   return {
     uptime: document.getElementById("uptime").dataset.value,
+    terminals: document.getElementById("terminals").hidden ? null : text("terminals-online"),
     queues: rows("queues"),
     links: rows("links"),
     throughput: rows("throughput"),
@@ -77,6 +82,12 @@ def _get_now(url: str) -> tuple[int, dict[str, str], bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
+async def _get_json(url: str) -> Any:
+    status, _, body = await _get(url)
+    assert status == 200, (url, status, body[:200])
+    return json.loads(body)
+
+
 async def _post(url: str) -> int:
     def call() -> int:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as response:
@@ -96,6 +107,31 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
 def base(gateway: Gateway) -> str:
     """The gateway's HTTP address."""
     return f"http://127.0.0.1:{gateway.http.port}"
+
+
+LEO = LeoProfile(name="leo", tle="swarm-like", gateway_lat=59.91, gateway_lon=10.75, pass_capacity_frames=4)
+
+
+@pytest.fixture
+def outage() -> Window:
+    """A scheduled outage of the ``geo`` link, from 20 to 40 minutes from now."""
+    return Window(time.time() + 1200.0, time.time() + 2400.0)
+
+
+@pytest.fixture
+async def sky(settings: Settings, outage: Window) -> AsyncIterator[Gateway]:
+    """A gateway with the fast link, a Swarm-like LEO link at Oslo and a GEO link with a scheduled outage, sampling
+    its history every 0.2 s."""
+    geo = GeoProfile(name="geo", max_frame_bytes=200, interval_s=60.0, outages=OutagePlan(windows=(outage,)))
+    config = GatewayConfig(links=(FAST_LINK, LEO, geo), reclaim_idle_s=2.0, history_every_s=0.2, history_window_s=120.0)
+    async with running_gateway(settings, config) as gw:
+        yield gw
+
+
+@pytest.fixture
+def sky_base(sky: Gateway) -> str:
+    """The HTTP address of the ``sky`` gateway."""
+    return f"http://127.0.0.1:{sky.http.port}"
 
 
 @pytest.fixture
@@ -257,3 +293,127 @@ class TestInBrowser:
         assert rejected == {k.removeprefix("rejected."): v for k, v in counters.items() if k.startswith("rejected.")}
         assert sum(rejected.values()) == 1
         assert counters["accepted.routine"] == 2
+
+
+# What the charts show: the sample times and, per chart and class, the values drawn, as the page holds them.
+_READ_CHARTS = """() => Object.fromEntries(["chart-depth", "chart-age", "chart-delivered"].map((id) => {
+  const box = document.getElementById(id);
+  const ats = box.dataset.ats ? box.dataset.ats.split(",").map(Number) : [];
+  const series = Object.fromEntries(Array.from(box.querySelectorAll("polyline")).map((line) =>
+    [line.dataset.class, line.dataset.values ? line.dataset.values.split(",") : []]));
+  return [id, {ats, series}];
+}))"""
+
+# The timeline of one link as drawn: its stretch, every span with its data, the now marker.
+_READ_TIMELINE = """(link) => {
+  const box = document.querySelector(`svg.timeline[data-link="${link}"]`);
+  if (!box) return null;
+  return {
+    start: Number(box.dataset.start), end: Number(box.dataset.end),
+    now: Number(box.querySelector("line.k-now").dataset.at),
+    spans: Array.from(box.querySelectorAll("rect.span")).map((r) =>
+      ({kind: r.dataset.kind, start: Number(r.dataset.start), end: Number(r.dataset.end), label: r.dataset.label,
+        title: r.querySelector("title").textContent})),
+    summary: box.closest("figure").querySelector(".summary").textContent,
+  };
+}"""
+
+
+def _drawn(sample: dict[str, Any], chart: str, cls: str) -> str:
+    """How the page writes one sample's value of ``chart`` for class ``cls`` (JS String() of the number)."""
+    q = sample["queues"][cls]
+    if chart == "chart-depth":
+        return str(q["depth"] + q["pending"])
+    if chart == "chart-age":
+        return "null" if q["oldest_age_s"] is None else _js_number(q["oldest_age_s"])
+    rate = sample["delivered"].get(cls, 0) / sample["interval_s"] if sample["interval_s"] > 0 else 0
+    return _js_number(rate)
+
+
+def _js_number(value: float) -> str:
+    """JS String(number): integers without a fraction, others as the shortest repr (like Python's)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@needs_browser
+class TestHistoryAndTimeline:
+    async def test_charts_start_with_the_servers_history_and_keep_following_it(
+        self, sky: Gateway, sky_base: str, page: Page
+    ) -> None:
+        """A page opened now charts the samples the gateway took before, each value as the API gives it, then adds
+        the new ones as they come."""
+        for link in ("fast", "leo", "geo"):
+            assert await _post(f"{sky_base}/api/v1/links/{link}/pause") == 200
+        await sky.queue.enqueue([_accepted("T8", 1, Priority.SAFETY), _accepted("T8", 2, Priority.SAFETY)])
+        deadline = time.monotonic() + 10.0
+        while True:
+            before = (await _get_json(sky_base + "/api/v1/history"))["samples"]
+            full = [s for s in before if s["queues"]["safety"]["depth"] + s["queues"]["safety"]["pending"] == 2]
+            if len(full) >= 3:
+                break
+            assert time.monotonic() < deadline, before[-1:]
+            await asyncio.sleep(0.05)
+        opened = time.time()
+        await _load(page, sky_base)
+        charts = await page.evaluate(_READ_CHARTS)
+        ats = charts["chart-depth"]["ats"]
+        assert [s["at"] for s in before] == ats[: len(before)]  # the whole history at once, older than the page
+        assert ats[0] < opened
+        for name, chart in charts.items():
+            assert chart["ats"] == ats
+            for cls in CLASSES:
+                assert chart["series"][cls][: len(before)] == [_drawn(sample, name, cls) for sample in before]
+        assert charts["chart-depth"]["series"]["safety"][len(before) - 1] == "2"
+        await _until(page, "() => Number(document.body.dataset.polls) >= 3")
+        later = await page.evaluate(_READ_CHARTS)
+        answer = {sample["at"]: sample for sample in (await _get_json(sky_base + "/api/v1/history"))["samples"]}
+        newer = later["chart-depth"]["ats"]
+        assert newer[-1] > ats[-1]
+        assert set(newer) <= set(answer)  # a two-minute window: nothing has aged out yet
+        for name, chart in later.items():
+            for cls in CLASSES:
+                assert chart["series"][cls] == [_drawn(answer[at], name, cls) for at in newer]
+
+    async def test_leo_passes_and_geo_outage_on_the_timeline_equal_the_api(
+        self, sky_base: str, page: Page, outage: Window
+    ) -> None:
+        """The LEO link's pass bars are the API's pass windows (satellite, rise, set); the GEO link shows its
+        scheduled outage; each has a now marker at the server's time."""
+        opened = time.time()
+        await _load(page, sky_base)
+        await _until(page, "() => Number(document.body.dataset.timelines || 0) >= 1")
+        drawn = await page.evaluate(_READ_TIMELINE, "leo")
+        api = await _get_json(sky_base + "/api/v1/links/leo/timeline?hours=6")
+        assert opened - 1.0 <= drawn["now"] <= api["now"]
+        assert drawn["end"] == pytest.approx(drawn["now"] + 6 * 3600.0)
+        # The two answers were computed a moment apart: compare the stretch both cover.
+        common = (api["start"], drawn["end"])
+        shown = [(s["label"], s["start"], s["end"]) for s in drawn["spans"] if s["kind"] == "pass"]
+        served = [(s["label"], s["start"], s["end"]) for s in api["spans"] if s["kind"] == "pass"]
+        assert len(served) >= 3
+        assert [p for p in shown if p[2] > common[0]] == [p for p in served if p[1] < common[1]]
+        first = next(s for s in drawn["spans"] if s["kind"] == "pass")
+        assert first["title"].startswith(f"{first['label']} pass ")
+        assert "peak" in first["title"]
+        assert "Next pass: " in drawn["summary"] or " in view until " in drawn["summary"]
+        geo = await page.evaluate(_READ_TIMELINE, "geo")
+        outages = [(s["start"], s["end"], s["label"]) for s in geo["spans"] if s["kind"] == "outage"]
+        assert outages == [(outage.start, outage.end, "scheduled")]
+        assert [s["kind"] for s in geo["spans"]].count("in_view") == 1
+
+    async def test_terminals_online_shows_only_when_the_status_has_it(self, base: str, page: Page) -> None:
+        """Without a terminals field in the status the line stays hidden; given one, it shows the online count."""
+        answers = await _load(page, base)
+        status = await answers[-1].json()
+        shown = await page.evaluate(_READ_PAGE)
+        if "terminals" not in status:
+            assert shown["terminals"] is None
+        for given, text in (
+            ({"online": 2, "total": 5}, "2 of 5"),
+            (3, "3"),
+            ([{"online": True}, {"online": False}], "1"),
+        ):
+            await page.evaluate("(t) => drawTerminals({terminals: t})", given)
+            assert (await page.evaluate(_READ_PAGE))["terminals"] == text
+        await page.evaluate("() => drawTerminals({})")
+        assert (await page.evaluate(_READ_PAGE))["terminals"] is None
