@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +17,14 @@ from redis.asyncio import Redis
 from gateway.alerts import Backoff, OutgoingAlert, WebhookDispatcher, WebhookEndpoint
 from gateway.counters import Counters
 from gateway.names import Keys
-from tests.harness import eventually
+from tests.harness import REDIS_URL, eventually
 from tests.integration.conftest import Counted
 from tests.integration.webhook_receiver import HANG, Answer, Receiver, Request
 
 pytestmark = pytest.mark.integration
 
 SECRET = "test-secret-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[2]
 FAST = Backoff(base_s=0.01, cap_s=0.05)
 
 
@@ -188,11 +191,48 @@ async def test_attempts_survive_a_restart_and_run_out_into_the_dead_list(redis: 
             assert await sink.dead(endpoint="other") == []
 
 
-@pytest.mark.parametrize("consumer", ["node-a", "node-b"], ids=["same-node", "other-node"])
-async def test_a_delivery_cut_off_mid_request_is_sent_again_after_a_crash(
-    redis: Redis, keys: Keys, consumer: str
-) -> None:
-    """A worker killed mid-request leaves its delivery pending; its restarted node, or another node, sends it again."""
+_DISPATCH_UNTIL_KILLED = """
+import asyncio, sys
+from redis.asyncio import Redis
+from gateway.alerts import OutgoingAlert, WebhookDispatcher, WebhookEndpoint
+from gateway.counters import Counters
+from gateway.names import Keys
+
+async def main() -> None:
+    url, prefix, redis_url, secret = sys.argv[1:5]
+    hook = WebhookEndpoint(name="rcc", url=url, secret=secret, timeout_s=60)
+    redis = Redis.from_url(redis_url)
+    async with WebhookDispatcher(
+        redis=redis, keys=Keys(prefix), endpoints=[hook], consumer="node-a", counters=Counters()
+    ) as sink:
+        await sink.publish(OutgoingAlert(key="urn:satgw:test:9", kind="Alert", body=b"<alert/>"))
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dispatcher_killed_mid_request_is_resumed_by_its_restart(redis: Redis, keys: Keys) -> None:
+    """kill -9 of a process whose request is in flight: the restarted node sends the alert again as attempt 2."""
+    async with receiving(lambda request, index: HANG if index == 0 else Answer(200)) as receiver:
+        argv = ["-c", _DISPATCH_UNTIL_KILLED, receiver.url, keys.prefix, REDIS_URL, SECRET]
+        process = await asyncio.create_subprocess_exec(sys.executable, *argv, cwd=ROOT)
+        try:
+            await receiver.wait_for(lambda: len(receiver.requests) == 1, timeout=20, what="the first request")
+        finally:
+            process.kill()
+            await process.wait()
+        counters = Counters()
+        async with dispatcher(redis, keys, endpoint("rcc", receiver.url), counters=counters) as sink:
+            await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=5, what="the resent alert")
+            await eventually(lambda: counters.get("alerts.webhook.delivered") == 1, what="settled")
+            assert await sink.pending() == {"rcc": 0}
+    assert [r.key for r in receiver.requests] == ["urn:satgw:test:9"] * 2
+    assert receiver.requests[1].headers["x-satgw-attempt"] == "2", "the attempt cut off by the kill was counted"
+
+
+async def test_another_node_takes_over_a_delivery_left_idle(redis: Redis, keys: Keys) -> None:
+    """A node that died mid-request leaves its delivery pending; another node takes it once idle and sends it again."""
     async with receiving(lambda request, index: HANG if index == 0 else Answer(200)) as receiver:
         hook = endpoint("rcc", receiver.url, timeout_s=5.0)
         async with dispatcher(redis, keys, hook) as sink:
@@ -200,12 +240,13 @@ async def test_a_delivery_cut_off_mid_request_is_sent_again_after_a_crash(
             await receiver.wait_for(lambda: len(receiver.requests) == 1, timeout=5, what="the first request")
             crash("rcc")
         counters = Counters()
-        async with dispatcher(redis, keys, hook, consumer=consumer, counters=counters, reclaim_idle_s=0.3) as sink:
+        async with dispatcher(redis, keys, hook, consumer="node-b", counters=counters, reclaim_idle_s=0.3) as sink:
             await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=5, what="the resent alert")
             await eventually(lambda: counters.get("alerts.webhook.delivered") == 1, what="settled")
             assert await sink.pending() == {"rcc": 0}
     assert [r.key for r in receiver.requests] == [alert(3).key] * 2
-    assert receiver.requests[1].headers["x-satgw-attempt"] == "2", "the cut-off attempt was counted"
+    assert receiver.requests[1].at - receiver.requests[0].at >= 0.3, "taken only once idle"
+    assert receiver.requests[1].headers["x-satgw-attempt"] == "2"
 
 
 async def test_publish_is_one_round_trip_durable_before_delivery_and_idempotent(
