@@ -165,6 +165,21 @@ class Topics:
         return f"{self.prefix}/delivered/{terminal}"
 
     @property
+    def alerts_cap(self) -> str:
+        """Where every CAP alert the gateway produces (SOS incidents) is published."""
+        return f"{self.prefix}/alerts/cap"
+
+    @property
+    def alerts_in(self) -> str:
+        """Where authorities publish CAP alerts for terminals."""
+        return f"{self.prefix}/alerts/in"
+
+    @property
+    def alerts_in_results(self) -> str:
+        """Where the gateway answers each alert published on :attr:`alerts_in` (JSON)."""
+        return f"{self.prefix}/alerts/in/results"
+
+    @property
     def uplink_filter(self) -> str:
         """The shared subscription for ordinary uplink traffic."""
         return f"$share/{self.share_group}/{self.prefix}/up/+"
