@@ -199,9 +199,9 @@ class WebhookDispatcher:
         """Per endpoint, how many deliveries are not settled yet; one round trip."""
         return await self._store.pending(self._names)
 
-    async def dead(self, *, count: int = 100, endpoint: str | None = None) -> list[DeadAlert]:
-        """The oldest ``count`` dead deliveries (of one endpoint, if given), oldest first."""
-        return await self._store.dead(count=count, endpoint=endpoint)
+    async def dead(self, *, count: int = 100, endpoint: str | None = None, after: str | None = None) -> list[DeadAlert]:
+        """The oldest ``count`` dead deliveries (of one endpoint, if given; after dead id ``after``), oldest first."""
+        return await self._store.dead(count=count, endpoint=endpoint, after=after)
 
     async def find_dead(self, dead_id: str) -> DeadAlert | None:
         """One dead delivery, or None."""
@@ -217,12 +217,16 @@ class WebhookDispatcher:
 
     async def requeue_all_dead(self, *, endpoint: str | None = None) -> int:
         """Send every dead delivery (of one endpoint, if given) again; return how many were requeued."""
+        # The ids are listed first, so a requeued alert refused again at once is not requeued twice.
+        ids: list[str] = []
+        after = None
+        while dead := await self._store.dead(count=1000, after=after):
+            ids += (d.dead_id for d in dead if endpoint is None or d.endpoint == endpoint)
+            after = dead[-1].dead_id
+        # Those of endpoints no longer configured stay dead: nothing would read them.
         total = 0
-        while dead := await self._store.dead(count=1000, endpoint=endpoint):
-            moved = await self._store.requeue([d.dead_id for d in dead], self._names)
-            total += moved
-            if moved < len(dead):
-                break  # the rest belong to endpoints no longer configured
+        for start in range(0, len(ids), 1000):
+            total += await self._store.requeue(ids[start : start + 1000], self._names)
         if total:
             self._counters.add("alerts.webhook.requeued", total)
             self._log.info("%d dead alert deliveries requeued", total, extra=logs.fields(count=total))

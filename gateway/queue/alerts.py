@@ -190,11 +190,14 @@ class AlertStore:
             counts = await pipe.execute()
         return {name: int(n) for name, n in zip(endpoints, counts, strict=True)}
 
-    async def dead(self, *, count: int = 100, endpoint: str | None = None) -> list[DeadAlert]:
-        """The oldest ``count`` dead deliveries (of one endpoint, if given), oldest first."""
+    async def dead(self, *, count: int = 100, endpoint: str | None = None, after: str | None = None) -> list[DeadAlert]:
+        """The oldest ``count`` dead deliveries (of one endpoint, if given; after dead id ``after``), oldest first."""
         check_int("count", count, 1, MAX_LIST)
+        if after is not None and not _STREAM_ID.fullmatch(after):
+            raise ValueError(f"after must be a dead id, got {after!r}")
+        start = "-" if after is None else f"({after}"
         with map_redis_errors("list dead alerts"):
-            raw: Any = await self._redis.xrange(self.keys.dead, count=MAX_LIST if endpoint else count)
+            raw: Any = await self._redis.xrange(self.keys.dead, min=start, count=MAX_LIST if endpoint else count)
         found = [_dead(dead_id, fields) for dead_id, fields in raw]
         return [d for d in found if endpoint is None or d.endpoint == endpoint][:count]
 

@@ -271,23 +271,27 @@ async def test_publish_is_one_round_trip_durable_before_delivery_and_idempotent(
 
 
 async def test_requeue_all_sends_every_dead_delivery_again(redis: Redis, keys: Keys) -> None:
-    """After a receiver refused three alerts and was fixed, requeue_all_dead delivers all three, in order."""
+    """Once a refusing receiver is fixed, requeue_all_dead delivers its alerts in order; a removed endpoint's stay."""
     fixed = False
 
     def script(request: Request, index: int) -> Answer:
         return Answer(200) if fixed else Answer(401)
 
-    counters = Counters()
-    async with (
-        receiving(script) as receiver,
-        dispatcher(redis, keys, endpoint("rcc", receiver.url), counters=counters) as sink,
-    ):
-        for i in range(3):
-            await sink.publish(alert(i))
-        await eventually(lambda: counters.get("alerts.webhook.dead") == 3, what="three refusals")
+    async with receiving(script) as receiver:
+        refused = Counters()
+        hooks = (endpoint("rcc", receiver.url), endpoint("gone", receiver.url))
+        async with dispatcher(redis, keys, *hooks, counters=refused) as sink:
+            for i in range(3):
+                await sink.publish(alert(i))
+            await eventually(lambda: refused.get("alerts.webhook.dead") == 6, what="six refusals")
         fixed = True
-        assert await sink.requeue_all_dead(endpoint="rcc") == 3
-        await receiver.wait_for(lambda: len(receiver.keys()) == 3, timeout=5, what="three redeliveries")
-        assert receiver.keys() == [alert(i).key for i in range(3)]
-        assert await sink.requeue_all_dead() == 0
-        assert counters.get("alerts.webhook.requeued") == 3
+        counters = Counters()
+        async with dispatcher(redis, keys, endpoint("rcc", receiver.url), counters=counters) as sink:
+            assert await sink.requeue_all_dead() == 3
+            await receiver.wait_for(lambda: len(receiver.keys()) == 3, timeout=5, what="three redeliveries")
+            assert receiver.keys() == [alert(i).key for i in range(3)]
+            assert [d.endpoint for d in await sink.dead()] == ["gone"] * 3
+            assert await sink.requeue_all_dead(endpoint="gone") == 0
+            assert counters.get("alerts.webhook.requeued") == 3
+            first, *_ = await sink.dead()
+            assert [d.key for d in await sink.dead(after=first.dead_id)] == [alert(1).key, alert(2).key]
