@@ -349,19 +349,16 @@ async function pollTimelines(links) {
 
 // -- terminals (shown when the status carries them) ----------------------------------------------------------
 
-function onlineTerminals(terminals) {
-  if (typeof terminals === "number") return String(terminals);
-  if (Array.isArray(terminals)) return String(terminals.filter((t) => t && t.online).length);
-  if (terminals && typeof terminals === "object") {
-    const online = terminals.online;
-    const total = terminals.total ?? terminals.registered ?? terminals.known;
-    if (typeof online === "number") return total === undefined ? String(online) : `${online} of ${total}`;
-  }
-  return null;
+function onlineTerminals(t) {
+  // status.terminals: {registered, online, seen, online_window_s}; older gateways leave it out.
+  if (!t || typeof t.online !== "number") return null;
+  const heard = typeof t.online_window_s === "number" ? ` (heard within ${Math.round(t.online_window_s / 60)} min)` : "";
+  const of = typeof t.registered === "number" ? ` of ${t.registered} registered` : "";
+  return `${t.online}${of}${heard}`;
 }
 
 function drawTerminals(status) {
-  const online = status.terminals === undefined || status.terminals === null ? null : onlineTerminals(status.terminals);
+  const online = onlineTerminals(status.terminals);
   $("terminals").hidden = online === null;
   if (online !== null) $("terminals-online").textContent = online;
 }

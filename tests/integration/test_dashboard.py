@@ -402,18 +402,19 @@ class TestHistoryAndTimeline:
         assert [s["kind"] for s in geo["spans"]].count("in_view") == 1
 
     async def test_terminals_online_shows_only_when_the_status_has_it(self, base: str, page: Page) -> None:
-        """Without a terminals field in the status the line stays hidden; given one, it shows the online count."""
+        """Without a terminals field in the status the line stays hidden; with one it shows online of registered."""
         answers = await _load(page, base)
         status = await answers[-1].json()
         shown = await page.evaluate(_READ_PAGE)
-        if "terminals" not in status:
+        if "terminals" in status:  # the status of this version may carry terminal numbers, or not
+            t = status["terminals"]
+            minutes = round(t["online_window_s"] / 60)
+            assert shown["terminals"] == f"{t['online']} of {t['registered']} registered (heard within {minutes} min)"
+        else:
             assert shown["terminals"] is None
-        for given, text in (
-            ({"online": 2, "total": 5}, "2 of 5"),
-            (3, "3"),
-            ([{"online": True}, {"online": False}], "1"),
-        ):
-            await page.evaluate("(t) => drawTerminals({terminals: t})", given)
+        given = {"registered": 5, "online": 2, "seen": 3, "online_window_s": 900.0}
+        for terminals, text in ((given, "2 of 5 registered (heard within 15 min)"), ({"online": 1}, "1")):
+            await page.evaluate("(t) => drawTerminals({terminals: t})", terminals)
             assert (await page.evaluate(_READ_PAGE))["terminals"] == text
         await page.evaluate("() => drawTerminals({})")
         assert (await page.evaluate(_READ_PAGE))["terminals"] is None
