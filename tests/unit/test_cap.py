@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import xmlschema  # type: ignore[import-untyped,unused-ignore]
+import xmlschema
 
 from protocols.cap import (
     CAP_NAMESPACE,

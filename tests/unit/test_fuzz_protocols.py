@@ -7,6 +7,8 @@ message must be the untouched original (no forgery), and a record or frame must 
 canonical (it re-encodes to the very bytes that were decoded, or, for a UTF-8 body
 that GB2312 would shorten as link frame v1 writers left it, to a strictly shorter
 form that decodes to the same). v2 frames and fragments get the same treatment.
+The CAP 1.2 parser, whose one error is CapError, gets mutated alerts too: one it
+accepts must build and parse back to itself.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocols.cap import Alert, CapError, MsgType, Reference, build_alert, parse_alert, sos_alert
 from protocols.envelope import (
     MAX_BODY_BYTES,
     MAX_SEQ,
@@ -45,6 +49,7 @@ from protocols.frame import (
     read_frame,
 )
 from protocols.seal import open_sealed, peek_header, seal
+from tests.unit.test_cap import EARTHQUAKE, full_alert
 
 KEY = bytes(range(32))
 PER_EXAMPLE = 10
@@ -232,3 +237,41 @@ class TestFrameFuzz:
         for data in inputs(FRAGMENTS, raw, seed):
             part = decodes(decode_fragment, data)
             assert part is None or encode_fragment(part) == data, data.hex()
+
+
+def _cap_seeds() -> list[bytes]:
+    sent = datetime(2026, 8, 15, 6, 2, 37, tzinfo=UTC)
+    first = sos_alert(identifier="sos-1", sender="satgw", terminal="bd-000042", sent=sent, position=(39.9, 116.4))
+    cancel = sos_alert(
+        identifier="sos-2",
+        sender="satgw",
+        terminal="bd-000042",
+        sent=sent,
+        msg_type=MsgType.CANCEL,
+        references=[Reference("satgw", "sos-1", sent)],
+        text='MOB "\r\n" <&>',
+    )
+    return [EARTHQUAKE, *map(build_alert, [first, cancel, full_alert()])]
+
+
+CAP_SEEDS = _cap_seeds()
+
+
+def _parse_cap(data: bytes) -> Alert | None:
+    """``parse_alert(data)``, or None if it raised CapError; any other exception fails, naming the input."""
+    try:
+        return parse_alert(data)
+    except CapError:
+        return None
+    except Exception as exc:
+        raise AssertionError(f"{type(exc).__name__} escaped for input {data!r}") from exc
+
+
+class TestCapFuzz:
+    @FUZZ
+    @given(raws, seeds)
+    def test_parse_alert(self, raw: bytes, seed: int) -> None:
+        """Mutated CAP alerts raise CapError or parse to an alert that builds and parses back to itself."""
+        for data in inputs(CAP_SEEDS, raw, seed):
+            alert = _parse_cap(data)
+            assert alert is None or parse_alert(build_alert(alert)) == alert, data
