@@ -41,6 +41,7 @@ from protocols.cap_geo import distance_km
 from protocols.cap_text import cut_points
 
 DATA = Path(__file__).parent.parent / "data" / "cap"
+SPEC = Path(__file__).resolve().parents[2] / "protocols" / "SPEC.md"
 EARTHQUAKE = (DATA / "earthquake.xml").read_bytes()
 SENT = datetime(2026, 8, 15, 6, 2, 37, tzinfo=UTC)
 NOW = SENT + timedelta(minutes=5)
@@ -253,6 +254,25 @@ class TestSos:
         cancel = self.sos(msg_type=MsgType.CANCEL, references=[Reference("s", "i", SENT)]).infos[0]
         assert cancel.response_types == (ResponseType.ALL_CLEAR,)
         assert cancel.headline == "SOS from terminal bd-000042 cancelled"
+
+    def test_spec_example(self) -> None:
+        """SPEC.md's SOS example is what sos_alert and build_alert write (minus its indentation), and it reads back."""
+        block = re.search(r"<!-- vector: cap.sos -->\s*```xml\n(.*?)\n```", SPEC.read_text(), re.DOTALL)
+        assert block is not None
+        example = re.sub(r">\n\s*<", "><", block.group(1)).replace("?><alert", "?>\n<alert") + "\n"
+        made = sos_alert(
+            identifier="satgw-sos-0242407-1",
+            sender="satgw@example.org",
+            terminal="0242407",
+            sent=SENT,
+            position=(-33.8568, 151.2153),
+            accuracy_m=25,
+            text="MOB",
+            incident="sos-0242407-1",
+        )
+        assert build_alert(made).decode() == example
+        assert parse_alert(block.group(1).encode()) == made
+        assert downlink_text(made, 20) == "SOS from terminal…"
 
     @pytest.mark.parametrize(
         ("fields", "message"),
