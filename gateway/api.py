@@ -42,8 +42,8 @@ from gateway.api_models import (
     ReadyOut,
     RequeuedOut,
     StatusOut,
-    TerminalOut,
 )
+from gateway.api_terminals import add_terminal_routes
 from gateway.downlink import Downlink
 from gateway.exceptions import TransientError
 from gateway.operations import Operations
@@ -88,11 +88,7 @@ def create_app(
     if dashboard is not None:
         add_dashboard_routes(app, ops=ops, sources=dashboard)
 
-    @app.get("/api/v1/terminals", response_model=list[TerminalOut], tags=["terminals"])
-    async def terminals() -> list[TerminalOut]:
-        """Every registered terminal, revoked ones too (never a key)."""
-        return await ops.terminals()
-
+    add_terminal_routes(app, ops)
     app.add_middleware(_CatchAll, logger=log)
     return app
 

@@ -16,12 +16,15 @@ __all__ = [
     "LinkOut",
     "LinkState",
     "MessageOut",
+    "PositionOut",
     "PurgedOut",
     "QueueOut",
     "ReadyOut",
     "RequeuedOut",
     "StatusOut",
+    "TerminalCountersOut",
     "TerminalOut",
+    "TerminalsOut",
 ]
 
 LinkState = Literal["paused", "sending", "waiting", "ready"]
@@ -75,6 +78,15 @@ class LinkOut(BaseModel):
     capacity: LinkCapacity | None = None
 
 
+class TerminalsOut(BaseModel):
+    """Terminal numbers, from every gateway process's flushes (up to one flush interval behind)."""
+
+    registered: int = Field(description="terminals in the registry, revoked ones included")
+    online: int = Field(description="terminals with a message accepted within online_window_s")
+    seen: int = Field(description="terminals a message was ever accepted from")
+    online_window_s: float
+
+
 class StatusOut(BaseModel):
     """The gateway at a glance."""
 
@@ -85,6 +97,7 @@ class StatusOut(BaseModel):
     backlog: int = Field(description="entries this process holds for retry")
     links: list[LinkOut]
     counters: dict[str, int] = Field(description="this process's counters")
+    terminals: TerminalsOut
 
 
 class MessageOut(BaseModel):
@@ -130,13 +143,40 @@ class PurgedOut(BaseModel):
     purged: int
 
 
+class PositionOut(BaseModel):
+    """A terminal's last reported position."""
+
+    lat: float
+    lon: float
+    at: float = Field(description="when the gateway received the message that carried it (Unix seconds)")
+    ts: float = Field(description="the terminal's own time in that message (0 if it gave none)")
+
+
+class TerminalCountersOut(BaseModel):
+    """What a terminal sent, summed over every gateway process (up to one flush interval behind)."""
+
+    accepted: int = Field(description="messages accepted and queued")
+    accepted_by_class: dict[str, int] = Field(description="the same, by class")
+    duplicates: int = Field(description="sealed messages refused as replays of a seq already used")
+    rejected: dict[str, int] = Field(description="other sealed messages refused, by reason (e.g. quota_exceeded)")
+    rejected_unauthenticated: int = Field(
+        description="messages naming this terminal whose seal did not verify, or sent after revocation: "
+        "counted under the id they claim, which they do not prove"
+    )
+
+
 class TerminalOut(BaseModel):
-    """One registered terminal (never its key)."""
+    """One registered terminal (never its key), where and when it was last heard, and what it sent."""
 
     terminal: str
     created_at: float
     revoked_at: float | None
     revoked: bool
+    online: bool = Field(description="a message of it was accepted within the online window")
+    last_seen: float | None = Field(description="when its latest accepted message was received (Unix seconds)")
+    last_seen_age_s: float | None = Field(description="seconds since last_seen")
+    last_position: PositionOut | None = Field(description="the position in its latest accepted message carrying one")
+    counters: TerminalCountersOut
 
 
 class DistressOut(BaseModel):

@@ -106,6 +106,13 @@ class _HistoryFile(_Strict):
 _MAX_SAMPLES = 20_000
 
 
+class _PresenceFile(_Strict):
+    """``[presence]``: terminals' last seen, position and counters (gateway/presence.py)."""
+
+    online_window_s: float = Field(900.0, gt=0)
+    flush_interval_s: float = Field(1.0, ge=0.05, le=60)
+
+
 class _OutageFile(_Strict):
     start: float | datetime
     """Unix seconds, or a TOML date-time with an offset."""
@@ -301,6 +308,7 @@ class _File(_Strict):
     queue: _QueueFile = _QueueFile()
     relay: _RelayFile = _RelayFile()
     history: _HistoryFile = _HistoryFile()
+    presence: _PresenceFile = _PresenceFile()
     quotas: _QuotasFile = _QuotasFile()
     ceilings: _CeilingsFile = _CeilingsFile()
     alerts: _AlertsFile = _AlertsFile()
@@ -323,6 +331,10 @@ class GatewayConfig:
     """Seconds between the dashboard's history samples."""
     history_window_s: float = 900.0
     """Seconds of history samples kept in memory."""
+    online_window_s: float = 900.0
+    """A terminal is online if a message of it was accepted within this many seconds."""
+    presence_flush_s: float = 1.0
+    """Seconds between flushes of terminal presence (last seen, position, counters) to Redis."""
     quotas: Mapping[Priority, Quota] = field(default_factory=dict)
     """Per-terminal quotas by class; empty means none."""
     shares: Shares = field(default_factory=Shares)
@@ -363,6 +375,8 @@ def _to_config(data: _File) -> GatewayConfig:
         **data.relay.model_dump(),
         history_every_s=data.history.every_s,
         history_window_s=data.history.window_s,
+        online_window_s=data.presence.online_window_s,
+        presence_flush_s=data.presence.flush_interval_s,
     )
 
 

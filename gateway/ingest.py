@@ -7,11 +7,17 @@ so batches grow with load and a lone message is never held back.
 
 Distress has a lane of its own (own connection, own buffer, own flusher), so an
 SOS never waits behind a routine batch.
+
+Each outcome also goes to :class:`~gateway.presence.Presence` (in memory; see there what is
+attributed to a terminal), and rejection log lines are throttled per reason
+(:class:`~gateway.logs.LogThrottle`), so a flood of forged messages cannot flood the log;
+counters and receipts stay exact.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +29,7 @@ from gateway.counters import Counters
 from gateway.exceptions import MessageRejected, TransientError
 from gateway.mqtt import Inbound
 from gateway.names import Topics
+from gateway.presence import Presence
 from gateway.queue import Accepted, EnqueueOutcome, Queue
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
@@ -53,6 +60,17 @@ class Intake(Protocol):
         """Take messages in again."""
 
 
+class _Trust(enum.Enum):
+    """How far a message was authenticated: what it may say about the terminal it names."""
+
+    NONE = 0
+    """Not read up to a registered terminal: nothing to attribute."""
+    CLAIMED = 1
+    """Names a registered terminal, but its seal did not verify (or the terminal is revoked)."""
+    SEALED = 2
+    """Its seal verified: the terminal's key made it."""
+
+
 @dataclass(slots=True)
 class _Inbound:
     mqtt: Inbound
@@ -62,6 +80,7 @@ class _Inbound:
     message: Message | None = None
     sender: str | None = None
     """The terminal named by the topic: the broker's ACL vouches for it, so receipts go there."""
+    trust: _Trust = _Trust.NONE
 
 
 @dataclass(slots=True)
@@ -86,6 +105,8 @@ class Lane:
         max_buffered: messages held before the lane stops reading its connection (Mosquitto 2.0
             ignores the receive maximum, so without this a large broker backlog lands in memory).
         clock: wall-clock time source (Unix seconds).
+        presence: where per-terminal activity goes (last seen, position, counts); None for nowhere.
+        rejection_lines_per_s: rejection log lines per reason and second; the rest are summarised.
     """
 
     def __init__(
@@ -103,6 +124,8 @@ class Lane:
         max_buffered: int = 20_000,
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        presence: Presence | None = None,
+        rejection_lines_per_s: int = 10,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -122,6 +145,8 @@ class Lane:
         self._paused = False
         self._clock = clock
         self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
+        self._presence = presence
+        self._rejection_log = logs.LogThrottle(logger=self._log, what="rejections", per_period=rejection_lines_per_s)
         self._buffer: list[_Inbound] = []
         self._in_flight = 0
         self._wakeup = asyncio.Event()
@@ -169,8 +194,7 @@ class Lane:
         try:
             while True:
                 if not self._buffer:
-                    await self._wakeup.wait()
-                    self._wakeup.clear()
+                    await self._idle()
                     continue
                 batch, self._buffer = self._buffer[: self._max_batch], self._buffer[self._max_batch :]
                 self._maybe_resume()
@@ -183,6 +207,17 @@ class Lane:
         finally:
             for task in tasks:
                 task.cancel()  # unacknowledged messages: the broker sends them again
+            self._rejection_log.flush(everything=True)
+
+    async def _idle(self) -> None:
+        """Wait for messages; meanwhile summarise held-back rejection lines when their second is over."""
+        due = self._rejection_log.next_flush_in()
+        try:
+            async with asyncio.timeout(due):
+                await self._wakeup.wait()
+        except TimeoutError:
+            self._rejection_log.flush()
+        self._wakeup.clear()
 
     async def _persist_with_retry(self, items: list[_Inbound], previous: asyncio.Task[None] | None) -> None:
         self._in_flight += len(items)
@@ -283,12 +318,16 @@ class Lane:
         record = records.get(header.terminal)
         if record is None:
             raise _rejected(header, Reason.UNKNOWN_TERMINAL, f"terminal {header.terminal} is not provisioned")
+        item.trust = _Trust.CLAIMED
         if record.revoked_at is not None:
             raise _rejected(header, Reason.REVOKED_TERMINAL, f"terminal {header.terminal} was revoked")
         try:
             message = open_sealed(item.mqtt.payload, record.key, header)
         except DecodeError as exc:
+            if exc.reason is not Reason.BAD_SEAL:  # only the tag check comes before decryption succeeds
+                item.trust = _Trust.SEALED
             raise _rejected(header, exc.reason, exc.detail) from None
+        item.trust = _Trust.SEALED
         over = self._quotas.take(message.terminal, message.priority) if self._quotas and not item.mqtt.dup else None
         if over is not None:
             raise _rejected(header, Reason.QUOTA_EXCEEDED, f"{message.terminal} is over its {over}")
@@ -320,11 +359,14 @@ class Lane:
                 self._report_rejected(item, _rejected(item.header, Reason.REPLAY, f"seq already used ({outcome.name})"))
         for item, exc in batch.rejected:
             self._report_rejected(item, exc)
+        self._rejection_log.flush()
 
     def _report_accepted(self, item: _Inbound) -> None:
         message = item.message
         assert message is not None
         self._counters.add(f"accepted.{message.priority.label}")
+        if self._presence is not None:
+            self._presence.accepted(message, item.received_at)
         if message.priority is Priority.DISTRESS:  # rare, and the one an operator must see; others would flood
             mid = message_id(message.terminal, message.seq)
             self._log.info(
@@ -345,6 +387,19 @@ class Lane:
 
     def _report_rejected(self, item: _Inbound, exc: MessageRejected) -> None:
         self._counters.add(f"rejected.{exc.reason.value}")
+        if self._presence is not None and item.header is not None:
+            if item.trust is _Trust.SEALED:
+                self._presence.refused(item.header.terminal, exc.reason)
+            elif item.trust is _Trust.CLAIMED:
+                self._presence.unauthenticated(item.header.terminal)
+        if self._rejection_log.allow(exc.reason.value):
+            self._log_rejected(item, exc)
+        # Without a readable header we cannot know whether the terminal wants receipts: tell it anyway.
+        if item.sender is not None and (item.header is None or item.header.receipt):
+            receipt = Receipt(ReceiptKind.REJECTED, item.sender, exc.seq, reason=exc.reason.value, detail=exc.detail)
+            self._receipts.send(receipt)
+
+    def _log_rejected(self, item: _Inbound, exc: MessageRejected) -> None:
         mid = message_id(exc.terminal, exc.seq) if exc.terminal is not None and exc.seq is not None else None
         self._log.info(
             "rejected %s on %s: %s",
@@ -361,10 +416,6 @@ class Lane:
                 topic=item.mqtt.topic,
             ),
         )
-        # Without a readable header we cannot know whether the terminal wants receipts: tell it anyway.
-        if item.sender is not None and (item.header is None or item.header.receipt):
-            receipt = Receipt(ReceiptKind.REJECTED, item.sender, exc.seq, reason=exc.reason.value, detail=exc.detail)
-            self._receipts.send(receipt)
 
 
 def _rejected(header: Header | None, reason: Reason, detail: str) -> MessageRejected:

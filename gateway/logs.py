@@ -8,6 +8,9 @@ fields appended as ``name=value``.
 Two filters sit on the handler: :class:`Redactor` masks URL passwords and ``key=...``-style secrets in
 messages and tracebacks and replaces any ``extra`` whose name says key, secret, password or token; and
 gmqtt's per-connection INFO chatter ("[CONNECTION MADE]", "SUBACK") is demoted to DEBUG.
+
+:class:`LogThrottle` keeps a flood (of forged messages, say) from flooding the log: at most N lines per key
+(a rejection reason) per second, and one summary line per key for what it held back.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import logging
 import os
 import re
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol, TextIO
 
@@ -25,6 +31,7 @@ from protocols.envelope import Priority
 __all__ = [
     "FIELDS",
     "REDACTED",
+    "LogThrottle",
     "Redactor",
     "configure",
     "handler",
@@ -272,3 +279,94 @@ def _level(level: int | str) -> int:
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     return numeric
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    lines: int = 0
+    held: int = 0
+
+
+class LogThrottle:
+    """At most ``per_period`` lines per key in each period; the rest are counted and summarised in one line.
+
+    The caller asks :meth:`allow` before each line (so a held-back line costs no formatting). A key's period
+    starts with its first line; when the next line comes after it ends, or :meth:`flush` runs, a line
+    ``suppressed K <what> (<field>=<key>) in S s`` is logged at ``summary_level``. Keys should be few
+    (reasons, not terminal ids): one small record each while they are active.
+
+    Args:
+        logger: where summary lines go.
+        what: what the lines are about, plural ("rejections").
+        field: the log field the key fills (one of :data:`FIELDS`).
+        per_period: lines allowed per key and period.
+        period_s: the period.
+        clock: monotonic seconds.
+        summary_level: the level of summary lines.
+    """
+
+    def __init__(
+        self,
+        *,
+        logger: logging.Logger,
+        what: str,
+        field: str = "reason",
+        per_period: int = 10,
+        period_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        summary_level: int = logging.WARNING,
+    ) -> None:
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {', '.join(FIELDS)}, got {field!r}")
+        if per_period < 1:
+            raise ValueError(f"per_period must be at least 1, got {per_period}")
+        if not period_s > 0:
+            raise ValueError(f"period_s must be positive, got {period_s}")
+        self._log, self._what, self._field = logger, what, field
+        self._per_period, self._period_s, self._clock = per_period, period_s, clock
+        self._level = summary_level
+        self._windows: dict[str, _Window] = {}
+
+    def allow(self, key: str) -> bool:
+        """True if a line for ``key`` may be logged now; False if it is held back (and counted)."""
+        now = self._clock()
+        window = self._windows.get(key)
+        if window is None or now - window.start >= self._period_s:
+            if window is not None:
+                self._summarize(key, window)
+            window = self._windows[key] = _Window(now)
+        if window.lines < self._per_period:
+            window.lines += 1
+            return True
+        window.held += 1
+        return False
+
+    def flush(self, *, everything: bool = False) -> None:
+        """Summarise the periods that have ended (all of them if ``everything``, e.g. at shutdown)."""
+        if not self._windows:
+            return
+        now = self._clock()
+        for key, window in list(self._windows.items()):
+            if everything or now - window.start >= self._period_s:
+                self._summarize(key, window)
+                del self._windows[key]
+
+    def next_flush_in(self) -> float | None:
+        """Seconds until a held-back count is due for its summary; None if nothing is held back."""
+        ends = [w.start + self._period_s for w in self._windows.values() if w.held]
+        return None if not ends else max(0.0, min(ends) - self._clock())
+
+    def _summarize(self, key: str, window: _Window) -> None:
+        if not window.held:
+            return
+        self._log.log(
+            self._level,
+            "suppressed %d %s (%s=%s) in %.3g s",
+            window.held,
+            self._what,
+            self._field,
+            key,
+            self._period_s,
+            extra={self._field: key, "count": window.held},
+        )

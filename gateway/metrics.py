@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from gateway.counters import Counters
 from gateway.queue import Depth, Entry, OutboxEntry
+from gateway.queue.presence import PresenceSummary
 from protocols.envelope import Priority
 
 __all__ = ["LATENCY_BUCKETS", "LinkSample", "Metrics", "MqttSample", "Scrape"]
@@ -69,6 +70,8 @@ class Scrape:
     links: Sequence[LinkSample]
     mqtt: Sequence[MqttSample]
     backlog: int
+    terminals: PresenceSummary | None = None
+    """Terminals registered, online and seen, from Redis (None if Redis failed)."""
 
 
 class Metrics:
@@ -158,6 +161,8 @@ class _ScrapeCollector(Collector):
             yield from _queue_families(self.scrape)
             yield from _link_families(self.scrape.links)
             yield from _mqtt_families(self.scrape.mqtt)
+            if self.scrape.terminals is not None:
+                yield from _terminal_families(self.scrape.terminals)
 
 
 def counter_families(totals: Mapping[str, int]) -> list[Metric]:
@@ -288,3 +293,16 @@ def _mqtt_families(clients: Sequence[MqttSample]) -> Iterator[Metric]:
         connected.add_metric([c.client], 1 if c.connected else 0)
         reconnects.add_metric([c.client], c.reconnects)
     yield from (connected, reconnects)
+
+
+def _terminal_families(summary: PresenceSummary) -> Iterator[Metric]:
+    # Read from Redis: every process of a gateway exposes the same values (aggregate with max, not sum).
+    yield GaugeMetricFamily(
+        "satgw_terminals_online",
+        "Terminals with a message accepted within [presence] online_window_s, gateway-wide.",
+        summary.online,
+    )
+    yield GaugeMetricFamily(
+        "satgw_terminals_registered", "Terminals in the registry, revoked ones included.", summary.registered
+    )
+    yield GaugeMetricFamily("satgw_terminals_seen", "Terminals a message was ever accepted from.", summary.seen)

@@ -7,10 +7,11 @@ the event loop (each Redis call is one round trip).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gateway.api_models import (
     DeadLetterDetail,
@@ -20,23 +21,31 @@ from gateway.api_models import (
     LinkOut,
     LinkState,
     MessageOut,
+    PositionOut,
     ReadyOut,
     StatusOut,
+    TerminalCountersOut,
     TerminalOut,
+    TerminalsOut,
 )
 from gateway.ceilings import Ceilings, Shares
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Link
 from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape
+from gateway.presence import DUPLICATES, UNAUTHENTICATED
 from gateway.queue import DeadLetter, Depth, Entry, Queue
+from gateway.queue.presence import PresenceStore, PresenceSummary, TerminalPresence
 from gateway.relay import Relay
-from gateway.terminals import Registry
+from gateway.terminals import Registry, TerminalRecord
 from protocols.envelope import Priority
 from protocols.errors import DecodeError
 from protocols.record import decode_record
 
-__all__ = ["LinkHandle", "Operations"]
+__all__ = ["LinkHandle", "Operations", "TerminalOrder"]
+
+TerminalOrder = Literal["terminal", "last_seen"]
+"""How a terminal list is sorted: by id, or most recently seen first (never seen last)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,9 @@ class Operations:
         backlog: how many entries this process holds for retry.
         mqtt: the MQTT connections (``connected`` and ``reconnects``), by name.
         ready_check: whether Redis and the broker answer.
+        presence: terminals' last seen, position and counters.
+        online_window_s: a terminal is online if seen within this many seconds.
+        clock: wall-clock time (Unix seconds), for ages and the online window.
     """
 
     node: str
@@ -84,10 +96,14 @@ class Operations:
     backlog: Callable[[], int]
     mqtt: Callable[[], Mapping[str, Any]]
     ready_check: Callable[[], Awaitable[dict[str, bool]]]
+    presence: PresenceStore
+    online_window_s: float
+    clock: Callable[[], float] = time.time
 
     async def status(self) -> StatusOut:
-        """Queue depths per class, links, and this process's counters."""
+        """Queue depths per class, links, this process's counters, terminals registered and online."""
         depths = await self.queue.depths()
+        terminals = await self.presence.summary(now=self.clock(), window_s=self.online_window_s)
         return StatusOut(
             node=self.node,
             version=self.version,
@@ -96,6 +112,7 @@ class Operations:
             backlog=self.backlog(),
             links=self.link_list(),
             counters=self.counters.snapshot(),
+            terminals=_terminals_json(terminals),
         )
 
     async def ready(self) -> ReadyOut:
@@ -149,12 +166,32 @@ class Operations:
         """Drop every dead letter; return how many there were."""
         return await self.queue.purge_dead()
 
-    async def terminals(self) -> list[TerminalOut]:
-        """Every registered terminal, without its key."""
-        return [
-            TerminalOut(terminal=r.terminal, created_at=r.created_at, revoked_at=r.revoked_at, revoked=r.revoked)
-            for r in await self.registry.list()
-        ]
+    async def terminals(
+        self, *, online: bool | None = None, limit: int | None = None, order: TerminalOrder = "terminal"
+    ) -> list[TerminalOut]:
+        """Registered terminals (never a key) with presence: only online or offline ones if asked, at most ``limit``.
+
+        Three round trips whatever the count: the registry, every last-seen time, then the details of the page.
+        """
+        records = await self.registry.list()
+        seen = await self.presence.last_seen()
+        now = self.clock()
+        since = now - self.online_window_s
+        if online is not None:
+            records = [r for r in records if (seen.get(r.terminal, -math.inf) >= since) == online]
+        if order == "last_seen":
+            records.sort(key=lambda r: -seen.get(r.terminal, -math.inf))
+        page = records[:limit]
+        details = await self.presence.read([r.terminal for r in page])
+        return [self._terminal_json(r, details[r.terminal], now) for r in page]
+
+    async def terminal(self, terminal: str) -> TerminalOut | None:
+        """One registered terminal with presence, or None if it was never registered."""
+        record = await self.registry.get(terminal)
+        if record is None:
+            return None
+        details = await self.presence.read([terminal])
+        return self._terminal_json(record, details[terminal], self.clock())
 
     async def metrics_text(self) -> bytes:
         """The Prometheus exposition, with queue depths read from Redis now (one round trip)."""
@@ -168,7 +205,29 @@ class Operations:
             MqttSample(client=name, connected=bool(c.connected), reconnects=int(getattr(c, "reconnects", 0)))
             for name, c in self.mqtt().items()
         ]
-        return self.metrics.render(Scrape(depths=depths, links=links, mqtt=mqtt, backlog=self.backlog()))
+        terminals: PresenceSummary | None
+        try:
+            terminals = await self.presence.summary(now=self.clock(), window_s=self.online_window_s)
+        except TransientError:
+            terminals = None
+        scrape = Scrape(depths=depths, links=links, mqtt=mqtt, backlog=self.backlog(), terminals=terminals)
+        return self.metrics.render(scrape)
+
+    def _terminal_json(self, record: TerminalRecord, presence: TerminalPresence, now: float) -> TerminalOut:
+        fix = presence.fix
+        position = None if fix is None else PositionOut(lat=fix.lat, lon=fix.lon, at=fix.at, ts=fix.ts)
+        last_seen = presence.last_seen
+        return TerminalOut(
+            terminal=record.terminal,
+            created_at=record.created_at,
+            revoked_at=record.revoked_at,
+            revoked=record.revoked,
+            online=presence.online(now=now, window_s=self.online_window_s),
+            last_seen=last_seen,
+            last_seen_age_s=None if last_seen is None else round(max(0.0, now - last_seen), 3),
+            last_position=position,
+            counters=_terminal_counters(presence.counts),
+        )
 
     def _link_json(self, handle: LinkHandle) -> LinkOut:
         sample = _link_sample(handle)
@@ -211,6 +270,27 @@ def _link_sample(handle: LinkHandle) -> LinkSample:
         capacity_per_hour=handle.capacity_per_hour,
         used=used,
         share=share,
+    )
+
+
+def _terminals_json(summary: PresenceSummary) -> TerminalsOut:
+    return TerminalsOut(
+        registered=summary.registered,
+        online=summary.online,
+        seen=summary.seen,
+        online_window_s=summary.window_s,
+    )
+
+
+def _terminal_counters(counts: Mapping[str, int]) -> TerminalCountersOut:
+    by_class = {p.label: counts.get(f"accepted.{p.label}", 0) for p in Priority}
+    rejected = {n.removeprefix("rejected."): v for n, v in sorted(counts.items()) if n.startswith("rejected.")}
+    return TerminalCountersOut(
+        accepted=sum(by_class.values()),
+        accepted_by_class=by_class,
+        duplicates=counts.get(DUPLICATES, 0),
+        rejected=rejected,
+        rejected_unauthenticated=counts.get(UNAUTHENTICATED, 0),
     )
 
 

@@ -36,8 +36,10 @@ from gateway.metrics import Metrics
 from gateway.mqtt import ExactlyOncePublisher, MqttClient
 from gateway.names import Keys, Topics
 from gateway.operations import LinkHandle, Operations
+from gateway.presence import Presence
 from gateway.queue import Outbox, Queue, Stats
 from gateway.queue.fragments import FragmentStore
+from gateway.queue.presence import PresenceStore
 from gateway.queue.release import ReleaseLog
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt
@@ -126,6 +128,10 @@ class Gateway:
         self.queue = Queue(redis=self.redis, keys=self.keys, consumer=node, max_deliveries=self.config.max_deliveries)
         self.outbox = Outbox(redis=self.redis, keys=self.keys, consumer=node)
         self.stats = Stats(redis=self.redis, keys=self.keys)
+        self.presence_store = PresenceStore(redis=self.redis, keys=self.keys)
+        self.presence = Presence(
+            sink=self.presence_store, counters=self.counters, interval_s=self.config.presence_flush_s
+        )
         self.downlink = Downlink(
             redis=self.redis,
             keys=self.keys,
@@ -231,11 +237,13 @@ class Gateway:
             "receipts": self.receipts,
             "counters": self.counters,
             "quotas": Quotas(limits=self.config.quotas) if self.config.quotas else None,
+            "presence": self.presence,
         }
         self.lanes = [
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
             Lane(name="up", distress=False, max_batch=self.config.max_batch, **common),
         ]
+        self._spawn(self.presence.flush_forever(), "presence")
         for lane, topic_filter in zip(self.lanes, (self.topics.sos_filter, self.topics.uplink_filter), strict=True):
             self._spawn(lane.run(), f"ingest[{lane.name}]")
             client = MqttClient(
@@ -264,6 +272,8 @@ class Gateway:
             backlog=lambda: len(self.backlog),
             mqtt=self._mqtt_clients,
             ready_check=self.ready,
+            presence=self.presence_store,
+            online_window_s=self.config.online_window_s,
         )
         dashboard = DashboardSources(history=self.history, clock=self._clock)
         app = create_app(self.operations, downlink=self.downlink, dashboard=dashboard)
@@ -316,6 +326,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.presence.flush()  # what the last batches did; a kill -9 loses at most one interval
         await self._flush_stats()
         await self._stack.aclose()
 

@@ -1,6 +1,7 @@
-"""What ``satgw status`` prints: queues and counters as terminal tables, distress waiting first.
+"""What ``satgw status`` prints: queues, counters and terminals as terminal tables, distress waiting first.
 
-Pure: :func:`summarize` sorts queue depths and the ``{prefix}:stats`` counters into a :class:`Summary`,
+Pure: :func:`summarize` sorts queue depths, the ``{prefix}:stats`` counters and the terminal presence
+summary (``PresenceStore.summary``) into a :class:`Summary`,
 :func:`render` turns it into text (ANSI colour only when asked), so both are tested without Redis or a TTY.
 Counter names are the ones the gateway writes: ``accepted.<class>``, ``sent.<class>``, ``delivered.<class>``,
 ``expired.<class>``, ``dead.<class>``, ``rejected.<reason>`` and ``link.<link>.<feedback code>``.
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.queue import Depth
+from gateway.queue.presence import PresenceSummary, TerminalPresence
 from protocols.envelope import Priority
 
-__all__ = ["ClassRow", "Summary", "format_age", "render", "summarize", "use_color"]
+__all__ = ["ClassRow", "Summary", "TerminalRow", "Terminals", "format_age", "render", "summarize", "use_color"]
 
 CLASS_COUNTERS: Final = ("accepted", "sent", "delivered", "expired", "dead")
 """Per-class counters, in the order of the table's columns (``<name>.<class label>`` in the stats hash)."""
@@ -57,6 +59,32 @@ class ClassRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TerminalRow:
+    """One recently seen terminal."""
+
+    terminal: str
+    age_s: float | None
+    """Seconds since it was last seen."""
+    online: bool
+    position: str
+    """``lat, lon`` of its last fix, or ``-``."""
+    accepted: int
+    refused: int
+    """Its sealed messages refused (duplicates included) plus unauthenticated ones claiming it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Terminals:
+    """Terminal numbers and the most recently seen ones."""
+
+    registered: int
+    online: int
+    seen: int
+    window_s: float
+    recent: tuple[TerminalRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """Everything ``satgw status`` shows, sorted out of the raw depths and counters."""
 
@@ -67,6 +95,7 @@ class Summary:
     """Reason → count, most frequent first."""
     other: dict[str, int]
     """Every other counter (ingest, ground, receipts), by name."""
+    terminals: Terminals | None = None
 
     @property
     def distress(self) -> ClassRow | None:
@@ -74,8 +103,15 @@ class Summary:
         return next((row for row in self.classes if row.label == Priority.DISTRESS.label), None)
 
 
-def summarize(depths: Sequence[Depth], counters: Mapping[str, int]) -> Summary:
-    """Sort ``depths`` (from ``Queue.depths``) and ``counters`` (from ``Stats.read``) into a :class:`Summary`."""
+def summarize(
+    depths: Sequence[Depth],
+    counters: Mapping[str, int],
+    terminals: PresenceSummary | None = None,
+    *,
+    now: float = 0.0,
+) -> Summary:
+    """Sort ``depths`` (from ``Queue.depths``), ``counters`` (from ``Stats.read``) and ``terminals`` into a
+    :class:`Summary`; ``now`` (Unix seconds) dates the terminals' last seen."""
     used: set[str] = set()
     classes = []
     for d in depths:
@@ -97,7 +133,21 @@ def summarize(depths: Sequence[Depth], counters: Mapping[str, int]) -> Summary:
         used.add(name)
     other = {name: counters[name] for name in sorted(counters) if name not in used}
     by_count = dict(sorted(rejected.items(), key=lambda item: (-item[1], item[0])))
-    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other)
+    view = None if terminals is None else _terminals(terminals, now)
+    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other, view)
+
+
+def _terminals(summary: PresenceSummary, now: float) -> Terminals:
+    rows = tuple(_terminal_row(t, now, summary.window_s) for t in summary.recent)
+    return Terminals(summary.registered, summary.online, summary.seen, summary.window_s, rows)
+
+
+def _terminal_row(t: TerminalPresence, now: float, window_s: float) -> TerminalRow:
+    accepted = sum(n for name, n in t.counts.items() if name.startswith("accepted."))
+    refused = sum(t.counts.values()) - accepted
+    position = "-" if t.fix is None else f"{t.fix.lat:.5f},{t.fix.lon:.5f}"
+    age = None if t.last_seen is None else now - t.last_seen
+    return TerminalRow(t.terminal, age, t.online(now=now, window_s=window_s), position, accepted, refused)
 
 
 def render(summary: Summary, *, color: bool) -> str:
@@ -107,6 +157,7 @@ def render(summary: Summary, *, color: bool) -> str:
         _class_table(summary.classes, color),
         _link_table(summary.links, color),
         _rejected_table(summary.rejected, color),
+        _terminal_table(summary.terminals, color),
         _other_table(summary.other, color),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines)
@@ -199,6 +250,29 @@ def _rejected_table(rejected: Mapping[str, int], color: bool) -> list[str]:
     body = [[(reason, ""), (str(n), "")] for reason, n in rejected.items()]
     body.append([("total", ""), (str(sum(rejected.values())), "")])
     return _table(["rejected", "count"], body, color)
+
+
+def _terminal_table(terminals: Terminals | None, color: bool) -> list[str]:
+    if terminals is None:
+        return []
+    line = (
+        f"terminals: {terminals.registered} registered, {terminals.online} online "
+        f"(seen within {format_age(terminals.window_s)}), {terminals.seen} ever seen"
+    )
+    if not terminals.recent:
+        return [line]
+    body = [
+        [
+            (row.terminal, ""),
+            (format_age(row.age_s), ""),
+            ("yes" if row.online else "no", _GOOD if row.online else _WARN),
+            (row.position, ""),
+            (str(row.accepted), ""),
+            (str(row.refused), _WARN if row.refused else ""),
+        ]
+        for row in terminals.recent
+    ]
+    return [line, *_table(["last seen", "age", "online", "position", "accepted", "refused"], body, color)]
 
 
 def _other_table(other: Mapping[str, int], color: bool) -> list[str]:

@@ -148,7 +148,7 @@ class TestErrors:
     ) -> None:
         """An exception inside a route gives 500 with a bare JSON error; the traceback goes to the log only."""
 
-        async def boom(self: Operations) -> None:
+        async def boom(self: Operations, **_: object) -> None:
             raise RuntimeError("secret internals")
 
         monkeypatch.setattr(Operations, "terminals", boom)
@@ -192,6 +192,7 @@ class TestErrors:
             ("/api/v1/dead/{dead_id}", "get"),
             ("/api/v1/dead/{dead_id}/requeue", "post"),
             ("/api/v1/terminals", "get"),
+            ("/api/v1/terminals/{terminal}", "get"),
             ("/api/v1/links", "get"),
             ("/api/v1/links/{name}/pause", "post"),
             ("/api/v1/links/{name}/resume", "post"),
@@ -327,7 +328,8 @@ class TestTerminals:
         assert status == 200
         listed = json.loads(body)
         assert [t["terminal"] for t in listed] == ["T000001", "T000002"]
-        assert all(set(t) == {"terminal", "created_at", "revoked_at", "revoked"} for t in listed)
+        assert all({"terminal", "created_at", "revoked_at", "revoked"} <= set(t) for t in listed)
+        assert all(t["last_seen"] is None and not t["online"] for t in listed)  # provisioned, never heard
         for terminal in terminals:
             key = terminal.creds.key
             for encoded in (key.hex(), base64.b64encode(key), base64.urlsafe_b64encode(key).rstrip(b"=")):

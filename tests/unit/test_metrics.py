@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.counters import Counters
 from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape, counter_families
 from gateway.queue import Depth, Entry, OutboxEntry
+from gateway.queue.presence import PresenceSummary
 from protocols.envelope import Priority
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -143,6 +144,17 @@ class TestMetrics:
         assert got[("satgw_redis_up", ())] == 0
         assert not any(name == "satgw_queue_depth" for name, _ in got)
         assert got[("satgw_accepted_total", (("class", "routine"),))] == 0
+
+    def test_terminal_gauges(self) -> None:
+        """Terminals online, registered and seen show as gauges; without a presence read there are none."""
+        metrics = Metrics(counters=Counters(), node="n1", version="1")
+        terminals = PresenceSummary(registered=12, online=5, seen=9, window_s=900.0)
+        scrape = Scrape(depths=[], links=[], mqtt=[], backlog=0, terminals=terminals)
+        got = _samples(metrics.render(scrape))
+        assert got[("satgw_terminals_online", ())] == 5
+        assert got[("satgw_terminals_registered", ())] == 12
+        assert got[("satgw_terminals_seen", ())] == 9
+        assert ("satgw_terminals_online", ()) not in _samples(metrics.render(_empty_scrape()))
 
     def test_registries_are_per_gateway(self) -> None:
         """Two gateways in one process keep separate histograms (no global registry)."""

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from gateway.queue import Depth
+from gateway.queue.presence import Fix, PresenceSummary, TerminalPresence
 from gateway.status_view import format_age, render, summarize, use_color
 from protocols.envelope import Priority
 
@@ -133,6 +134,43 @@ class TestRender:
         text = render(summarize(depths(), COUNTERS), color=True)
         assert RED not in text
         assert "\x1b[" in text  # headers and warnings are still styled
+
+
+class TestTerminals:
+    NOW = 10_000.0
+
+    def summary(self) -> PresenceSummary:
+        """Five registered, two of three seen are online; T1 also had refusals."""
+        t1 = TerminalPresence(
+            "T1",
+            self.NOW - 4.2,
+            Fix(59.91391, 10.75225, self.NOW - 4.2, 0.0),
+            {"accepted.routine": 7, "accepted.distress": 1, "duplicates": 2, "unauthenticated": 1},
+        )
+        t2 = TerminalPresence("T2", self.NOW - 125.0, None, {"accepted.routine": 3})
+        t3 = TerminalPresence("T3", self.NOW - 3600.0, None, {"accepted.safety": 1})
+        return PresenceSummary(registered=5, online=2, seen=3, window_s=900.0, recent=(t1, t2, t3))
+
+    def test_totals_line_and_recent_table(self) -> None:
+        """satgw status says how many terminals are registered, online and seen, then the recent ones newest first."""
+        text = render(summarize(depths(), {}, self.summary(), now=self.NOW), color=False)
+        assert "terminals: 5 registered, 2 online (seen within 15m00s), 3 ever seen" in text
+        section = text.split("terminals: ", 1)[1].split("\n", 1)[1]  # the table under the totals line
+        rows = table_rows(section, "last seen")
+        assert rows["T1"] == ["4.2s", "yes", "59.91391,10.75225", "8", "3"]
+        assert rows["T2"] == ["2m05s", "yes", "-", "3", "0"]
+        assert rows["T3"] == ["1h00m", "no", "-", "1", "0"]
+
+    def test_no_terminal_section_without_presence(self) -> None:
+        """Without a presence summary (an older caller) nothing about terminals is printed."""
+        assert "terminals" not in render(summarize(depths(), {}), color=False)
+
+    def test_none_seen_yet(self) -> None:
+        """A fresh gateway prints the totals line alone."""
+        empty = PresenceSummary(registered=2, online=0, seen=0, window_s=900.0)
+        text = render(summarize(depths(), {}, empty, now=self.NOW), color=False)
+        assert "terminals: 2 registered, 0 online (seen within 15m00s), 0 ever seen" in text
+        assert "last seen" not in text
 
 
 class TestColourChoice:
