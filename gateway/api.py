@@ -44,10 +44,12 @@ from gateway.api_models import (
     StatusOut,
 )
 from gateway.api_terminals import add_terminal_routes
+from gateway.api_trace import add_trace_routes
 from gateway.downlink import Downlink
 from gateway.exceptions import TransientError
 from gateway.operations import Operations
 from gateway.queue.streams import MAX_COUNT
+from gateway.queue.trace import TraceReader
 
 __all__ = ["HttpServer", "create_app"]
 
@@ -66,6 +68,7 @@ def create_app(
     logger: logging.Logger | None = None,
     downlink: Downlink | None = None,
     dashboard: DashboardSources | None = None,
+    trace: TraceReader | None = None,
 ) -> FastAPI:
     """The ASGI app over ``ops``; with ``downlink``, the route that queues messages down to terminals too;
     with ``dashboard``, the history and link timeline routes."""
@@ -87,6 +90,8 @@ def create_app(
         add_downlink_routes(app, downlink)
     if dashboard is not None:
         add_dashboard_routes(app, ops=ops, sources=dashboard)
+    if trace is not None:
+        add_trace_routes(app, trace)  # GET /api/v1/messages/{id}: gateway/api_trace.py
 
     add_terminal_routes(app, ops)
     app.add_middleware(_CatchAll, logger=log)

@@ -1,4 +1,4 @@
-"""The ``satgw`` command: run, demo, terminal, status, bench, links, rdss."""
+"""The ``satgw`` command: run, demo, terminal, status, trace, bench, links, rdss."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway import cli_links, cli_rdss, config, logs, status_view
+from gateway import cli_links, cli_rdss, config, logs, status_view, trace_view
+from gateway.api_trace import trace_out
 from gateway.credentials import Credentials
 from gateway.exceptions import GatewayError
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
 from gateway.queue import Queue, Stats
+from gateway.queue.trace import Trace
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--color", choices=["auto", "always", "never"], default="auto", help="colour the table (default: on a TTY)"
     )
     status.set_defaults(command=_status)
+    _add_trace(sub)
     _add_bench(sub)
     cli_links.register(sub)
     cli_rdss.register(sub)
@@ -124,6 +127,14 @@ def _add_terminal(sub: Any) -> None:
     send.add_argument("--receipt", action="store_true", help="ask for receipts on {prefix}/down/{terminal}")
     send.add_argument("--raw-out", type=Path, help="write the exact MQTT payload here instead of publishing")
     send.set_defaults(command=_terminal_send)
+
+
+def _add_trace(sub: Any) -> None:
+    trace = sub.add_parser("trace", help="where one message is, and every hop it went through with its time")
+    trace.add_argument("id", help="the message id TERMINAL:SEQ, or the terminal id when SEQ follows")
+    trace.add_argument("seq", nargs="?", help="the message's seq, after a terminal id")
+    trace.add_argument("--json", action="store_true", help="print one JSON object (as GET /api/v1/messages/{id})")
+    trace.set_defaults(command=_trace)
 
 
 def _add_bench(sub: Any) -> None:
@@ -251,6 +262,19 @@ async def _status(args: argparse.Namespace) -> int:
         return 0
     color = status_view.use_color(args.color, isatty=sys.stdout.isatty(), environ=os.environ)
     print(status_view.render(status_view.summarize(depths, counters), color=color))
+    return 0
+
+
+async def _trace(args: argparse.Namespace) -> int:
+    settings, _ = config.load()
+    message_id = args.id if args.seq is None else f"{args.id}:{args.seq}"
+    async with Redis.from_url(settings.redis_url) as redis:
+        found = await Trace(redis=redis, keys=Keys(settings.topic_prefix)).get(message_id)
+    if found is None:
+        why = "never seen under this prefix, its trace expired, or tracing is off"
+        print(f"satgw: no trace of message {message_id} ({why})", file=sys.stderr)
+        return 1
+    print(trace_out(found).model_dump_json() if args.json else trace_view.render(found))
     return 0
 
 

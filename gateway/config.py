@@ -82,6 +82,7 @@ class _IngestFile(_Strict):
 class _QueueFile(_Strict):
     max_deliveries: int = Field(5, ge=1)
     reclaim_idle_s: float = Field(60.0, gt=0)
+    trace_ttl_s: int = Field(86_400, ge=0, le=366 * 86_400)
 
 
 class _RelayFile(_Strict):
@@ -324,6 +325,8 @@ class GatewayConfig:
     receive_maximum: int = 1000
     max_deliveries: int = 5
     reclaim_idle_s: float = 60.0
+    trace_ttl_s: int = 86_400
+    """Seconds a message's trace is kept after its first hop; 0 traces nothing (gateway/queue/trace.py)."""
     pack_max: int = 32
     max_in_flight: int = 64
     max_attempts: int = 8

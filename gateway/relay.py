@@ -21,6 +21,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ from gateway.links.base import Clock, Feedback, FeedbackCode, Link
 from gateway.metrics import Metrics
 from gateway.queue import Entry, Queue
 from gateway.queue.fragments import FragmentStore
+from gateway.queue.trace import Sent, Trace
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from protocols.envelope import Priority
 from protocols.fragments import Outgoing
@@ -117,6 +119,8 @@ class Relay:
         fragments: refs for fragmented messages (shared with the ground); without it a message
             larger than the link's frame is dead-lettered as ``too_large``.
         metrics: where the ingest→sent latency of acked entries is observed; None for none.
+        trace: where failed attempts and fragments sent are noted in each message's trace (the queue
+            notes the rest); None for none.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Relay:
         fragments: FragmentStore | None = None,
         logger: logging.Logger | None = None,
         metrics: Metrics | None = None,
+        trace: Trace | None = None,
     ) -> None:
         if not 1 <= pack_max <= MAX_RECORDS:
             raise ValueError(f"pack_max must be in 1..{MAX_RECORDS} (records per frame)")
@@ -155,6 +160,9 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._metrics = metrics
+        self._trace = trace
+        # Traces are stamped with wall-clock time; the link clock may be simulated.
+        self._wall = trace.now if trace is not None else time.time
         self._unpaused = asyncio.Event()
         self._unpaused.set()
 
@@ -272,7 +280,9 @@ class Relay:
     async def _take(self, *, max_priority: int, count: int, block_s: float) -> list[_Held]:
         if max_priority < Priority.DISTRESS:
             return []
-        entries = await self._queue.take(count=count, block_s=block_s, max_priority=Priority(max_priority))
+        entries = await self._queue.take(
+            count=count, block_s=block_s, max_priority=Priority(max_priority), link=self._link.name
+        )
         return [_Held(e.priority, 0, e) for e in await self._drop_expired(entries)]
 
     async def _drop_expired(self, entries: Sequence[Entry]) -> list[Entry]:
@@ -280,7 +290,7 @@ class Relay:
         # Distress never expires, whatever its entry says.
         expired = [e for e in entries if e.priority > 0 and e.expires_at is not None and e.expires_at <= now]
         if expired:
-            await self._queue.ack(expired)
+            await self._queue.expire(expired, link=self._link.name)
             for entry in expired:
                 self._counters.add(f"expired.{entry.priority.label}")
                 self._log.info(
@@ -315,8 +325,9 @@ class Relay:
             if len(batch) == 1 and self._oversized(batch[0]):
                 await self._transmit_fragment(batch[0])
                 return
+            started = self._wall()
             feedback = await self._send(packing.encode([h.entry.record for h in batch]), batch)
-            await self._settle(batch, feedback)
+            await self._settle(batch, feedback, Sent(link=self._link.name, at=started))
         finally:
             self._slots.release()
 
@@ -328,15 +339,20 @@ class Relay:
             ref = await self._fragments.new_ref(self._link.name)
             held.outgoing = Outgoing(held.entry.record, mtu=self._link.mtu, message_ref=ref)
         outgoing = held.outgoing
-        index = outgoing.pending()[0]
+        index, total = outgoing.pending()[0], len(outgoing.parts)
+        started = self._wall()
         feedback = await self._send(encode_frame_v2(fragments=[outgoing.parts[index]], compact=True), [held])
         if feedback.sent:
             outgoing.mark_sent(index, now=self._clock.now())
             self._counters.add(f"link.{self._link.name}.fragments")
+            if self._trace is not None:
+                await self._trace.fragment_sent(
+                    held.entry.message_id, link=self._link.name, index=index + 1, total=total, at=started
+                )
             if not outgoing.done:
                 self._hold(held)  # the rest waits its turn in the backlog, behind anything more urgent
                 return
-        await self._settle([held], feedback)
+        await self._settle([held], feedback, Sent(link=self._link.name, at=started, fragments=total))
 
     async def _send(self, frame: bytes, batch: list[_Held]) -> Feedback:
         try:
@@ -354,20 +370,23 @@ class Relay:
         self._counters.add(f"link.{self._link.name}.{feedback.code.value}")
         return feedback
 
-    async def _settle(self, batch: list[_Held], feedback: Feedback) -> None:
+    async def _settle(self, batch: list[_Held], feedback: Feedback, sent: Sent) -> None:
         if feedback.sent:
-            await self._ack(batch)
+            await self._ack(batch, sent)
             return
         now = self._clock.now()
+        counts = feedback.code not in (FeedbackCode.INTERVAL,)
+        if self._trace is not None:
+            tries = [(h.entry.message_id, h.attempts + (1 if counts else 0)) for h in batch]
+            await self._trace.failed(tries, link=self._link.name, code=feedback.code.value, at=self._wall())
         for held in batch:
-            counts = feedback.code not in (FeedbackCode.INTERVAL,)
             attempts = held.attempts + (1 if counts else 0)
             if feedback.code is FeedbackCode.TOO_LARGE or (attempts >= self._max_attempts and held.priority > 0):
                 await self._dead_letter(held, feedback)
             else:
                 self._hold(held, attempts=attempts, not_before=now if held.priority == 0 else now + feedback.wait_s)
 
-    async def _ack(self, batch: list[_Held]) -> None:
+    async def _ack(self, batch: list[_Held], sent: Sent) -> None:
         entries = [h.entry for h in batch]
         # Receipts first: the ground's "delivered" goes out on the same connection after a PUBACK,
         # so publishing "sent" before the XACK round trip keeps the terminal's receipts in order.
@@ -388,7 +407,7 @@ class Relay:
             self._metrics.sent(entries)
         while True:
             try:
-                await self._queue.ack(entries)
+                await self._queue.ack(entries, sent=sent)
                 break
             except TransientError as exc:  # it went; the ack must follow, or a redelivery (deduped) will
                 self._log.warning(

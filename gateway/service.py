@@ -41,6 +41,7 @@ from gateway.queue import Outbox, Queue, Stats
 from gateway.queue.fragments import FragmentStore
 from gateway.queue.presence import PresenceStore
 from gateway.queue.release import ReleaseLog
+from gateway.queue.trace import Trace
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt
 from gateway.relay import Backlog, Relay
@@ -125,8 +126,15 @@ class Gateway:
         s, node = self.settings, self.settings.node
         self.redis = Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=10)
         self._stack.push_async_callback(self.redis.aclose)
-        self.queue = Queue(redis=self.redis, keys=self.keys, consumer=node, max_deliveries=self.config.max_deliveries)
-        self.outbox = Outbox(redis=self.redis, keys=self.keys, consumer=node)
+        self.trace = Trace(redis=self.redis, keys=self.keys, ttl_s=self.config.trace_ttl_s)
+        self.queue = Queue(
+            redis=self.redis,
+            keys=self.keys,
+            consumer=node,
+            max_deliveries=self.config.max_deliveries,
+            trace=self.trace,
+        )
+        self.outbox = Outbox(redis=self.redis, keys=self.keys, consumer=node, trace=self.trace)
         self.stats = Stats(redis=self.redis, keys=self.keys)
         self.presence_store = PresenceStore(redis=self.redis, keys=self.keys)
         self.presence = Presence(
@@ -143,7 +151,7 @@ class Gateway:
         await self._setup_storage()
         self.publisher = await self._connect(MqttClient(url=s.mqtt_url, client_id=f"satgw-{node}-pub"))
         self.receipts = MqttReceipts(client=self.publisher, topics=self.topics, counters=self.counters)
-        releases = ReleaseLog(redis=self.redis, keys=self.keys, node=node)
+        releases = ReleaseLog(redis=self.redis, keys=self.keys, node=node, trace=self.trace)
         self.fragments = FragmentStore(redis=self.redis, keys=self.keys)
         self.ground = Ground(
             outbox=self.outbox,
@@ -202,6 +210,7 @@ class Gateway:
                 ceilings=(ceilings := self._ceilings(profile)),
                 fragments=self.fragments,
                 metrics=self.metrics,
+                trace=self.trace,
             )
             self.relays.append(relay)
             shares = self.config.shares if ceilings is not None else None
@@ -276,7 +285,7 @@ class Gateway:
             online_window_s=self.config.online_window_s,
         )
         dashboard = DashboardSources(history=self.history, clock=self._clock)
-        app = create_app(self.operations, downlink=self.downlink, dashboard=dashboard)
+        app = create_app(self.operations, downlink=self.downlink, dashboard=dashboard, trace=self.trace)
         self.http = HttpServer(app=app, host=host, port=port)
         try:
             await self.http.start(name=f"satgw[{self.settings.node}].http")

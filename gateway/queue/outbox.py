@@ -22,6 +22,7 @@ from gateway.queue.checks import check_client, check_int, check_keys, check_seco
 from gateway.queue.entries import check_seq
 from gateway.queue.scripts import BatchArgs, LuaScript, create_groups
 from gateway.queue.streams import ACK, MAX_COUNT, MAX_WINDOW
+from gateway.queue.trace import Trace
 from protocols.envelope import Priority
 from protocols.seal import REPLAY_WINDOW
 
@@ -75,9 +76,12 @@ class Outbox:
         keys: The key names of this gateway.
         consumer: This publisher's consumer name; reuse it after a restart to get its unacked entries back.
         window: The replay window of the ground dedup.
+        trace: Where :meth:`deliver` writes each message's ``delivered`` hop; None for no traces.
     """
 
-    def __init__(self, *, redis: Redis, keys: Keys, consumer: str, window: int = REPLAY_WINDOW) -> None:
+    def __init__(
+        self, *, redis: Redis, keys: Keys, consumer: str, window: int = REPLAY_WINDOW, trace: Trace | None = None
+    ) -> None:
         check_client(redis)
         check_keys(keys)
         check_text("consumer", consumer)
@@ -86,6 +90,7 @@ class Outbox:
         self._keys = keys
         self._consumer = consumer
         self._window = window
+        self._trace = trace
         # Until our own pending entries are drained, read history from here, not '>'.
         self._cursor: bytes | None = b"0"
 
@@ -102,7 +107,8 @@ class Outbox:
         """
         if not items:
             return []
-        call = BatchArgs(fixed=[self._keys.outbox], window=self._window, window_key=self._keys.ground_seen)
+        trace: list[str | int] = self._trace.script_args() if self._trace is not None else ["", 0, ""]
+        call = BatchArgs(fixed=[self._keys.outbox], window=self._window, window_key=self._keys.ground_seen, trace=trace)
         for item in items:
             call.add(item.terminal, _head(item), (item.message_id, item.link, item.payload))
         with map_redis_errors(f"deliver {len(items)} message(s) from {items[0].message_id}"):
@@ -151,7 +157,8 @@ class Outbox:
         """Acknowledge published entries and delete them from the outbox (atomic, one round trip)."""
         if not entries:
             return
-        args: list[str | int] = [self._keys.outbox_group, 0, len(entries), *(e.stream_id for e in entries)]
+        ids, mids = [e.stream_id for e in entries], [e.message_id for e in entries]
+        args: list[str | int] = [self._keys.outbox_group, "", 0, "", 0, len(entries), *ids, *mids]
         with map_redis_errors(f"outbox ack {len(entries)} entries from {entries[0].message_id}"):
             await ACK.run(self._redis, [self._keys.outbox], args)
 

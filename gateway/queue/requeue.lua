@@ -1,7 +1,9 @@
 -- Put one dead letter back at the tail of its class stream.
--- KEYS[1..n-1] the class streams, highest first; KEYS[n] the dead-letter stream; ARGV[1] dead id
+-- KEYS[1..n-1] the class streams, highest first; KEYS[n] the dead-letter stream; ARGV[1] dead id,
+-- ARGV[2..4] what trace_init takes (common.lua). The message's trace gets a requeued hop.
 -- Returns 1 if it was moved, 0 if there is no such dead letter.
 local dead = KEYS[#KEYS]
+trace_init(ARGV[2], ARGV[3], ARGV[4])
 local found = redis.call('XRANGE', dead, ARGV[1], ARGV[1])[1]
 if not found then
   return 0
@@ -19,6 +21,10 @@ end
 if not class or class < 0 or class + 1 >= #KEYS then
   return redis.error_reply('dead letter ' .. ARGV[1] .. ' has no valid class')
 end
-redis.call('XADD', KEYS[class + 1], '*', unpack(keep))
+local sid = redis.call('XADD', KEYS[class + 1], '*', unpack(keep))
 redis.call('XDEL', dead, ARGV[1])
+local message = field_of(fields, 'id')
+if message then
+  hop(message, 'requeued ' .. trace_now .. ' class=' .. class .. ' sid=' .. sid .. '\n')
+end
 return 1

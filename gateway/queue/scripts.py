@@ -52,12 +52,16 @@ class BatchArgs:
         fixed: The keys the script addresses by position (class streams, outbox).
         window: The replay window.
         window_key: The window key of a terminal; each terminal's key is passed once, after ``fixed``.
+        trace: What ``trace_init`` (common.lua) takes: trace prefix, TTL, time (``Trace.script_args``).
     """
 
-    def __init__(self, *, fixed: Sequence[str], window: int, window_key: Callable[[str], str]) -> None:
+    def __init__(
+        self, *, fixed: Sequence[str], window: int, window_key: Callable[[str], str], trace: Sequence[str | int]
+    ) -> None:
         self._fixed = fixed
         self._window = window
         self._window_key = window_key
+        self._trace = trace
         self._numbers: dict[str, int] = {}
         self._messages: list[bytes | str] = []
 
@@ -75,8 +79,8 @@ class BatchArgs:
 
     @property
     def args(self) -> list[bytes | str | int]:
-        """The window, the number of terminals, the terminals, then every message's arguments."""
-        return [self._window, len(self._numbers), *self._numbers, *self._messages]
+        """The window, the number of terminals, the trace arguments, the terminals, then every message's arguments."""
+        return [self._window, len(self._numbers), *self._trace, *self._numbers, *self._messages]
 
 
 def load_scripts(pipe: Any, scripts: Sequence[LuaScript]) -> None:

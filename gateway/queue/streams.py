@@ -31,6 +31,7 @@ from gateway.queue.entries import (
     stream_id_time,
 )
 from gateway.queue.scripts import BatchArgs, LuaScript, create_groups
+from gateway.queue.trace import HopEvent, Sent, Trace, hop_line
 from protocols.envelope import Priority
 from protocols.seal import REPLAY_WINDOW
 
@@ -64,6 +65,7 @@ class Queue:
         consumer: This process's consumer name in the group; a restarted process should reuse it.
         replay_window: How far below a terminal's highest seq a late message is still accepted.
         max_deliveries: How many times an entry may be delivered before :meth:`reclaim` dead-letters it.
+        trace: Where the scripts write each message's hops (:mod:`gateway.queue.trace`); None for no traces.
     """
 
     def __init__(
@@ -74,12 +76,15 @@ class Queue:
         consumer: str,
         replay_window: int = REPLAY_WINDOW,
         max_deliveries: int = 5,
+        trace: Trace | None = None,
     ) -> None:
         check_client(redis)
         check_keys(keys)
         check_text("consumer", consumer)
         check_int("replay_window", replay_window, 1, MAX_WINDOW)
         check_int("max_deliveries", max_deliveries, 1, 1_000_000)
+        if trace is not None and not isinstance(trace, Trace):
+            raise TypeError(f"trace must be a gateway.queue.trace.Trace or None, got {type(trace).__name__}")
         self._redis = redis
         self._keys = keys
         self._consumer = consumer
@@ -87,6 +92,17 @@ class Queue:
         self._max_deliveries = max_deliveries
         self._streams = keys.streams()
         self._with_dead = [*self._streams, keys.dead]
+        self._trace = trace
+
+    def _trace_args(self) -> list[str | int]:
+        # What trace_init (common.lua) takes; a TTL of 0 makes every script skip its hops.
+        return self._trace.script_args() if self._trace is not None else ["", 0, ""]
+
+    def _line(self, event: HopEvent, at: float | None = None, **details: str | int | None) -> str:
+        # One hop line for every entry of a script call, or '' when nothing is traced.
+        if self._trace is None or not self._trace.enabled:
+            return ""
+        return hop_line(event, self._trace.now() if at is None else at, **details)
 
     async def setup(self) -> None:
         """Create every class stream and the consumer group (idempotent), and load the scripts."""
@@ -101,7 +117,7 @@ class Queue:
         """
         if not batch:
             return []
-        call = BatchArgs(fixed=self._streams, window=self._window, window_key=self._keys.seen)
+        call = BatchArgs(fixed=self._streams, window=self._window, window_key=self._keys.seen, trace=self._trace_args())
         for item in batch:
             call.add(item.terminal, enqueue_head(item), (item.message_id, item.record))
         with map_redis_errors(f"enqueue {len(batch)} message(s) from {batch[0].message_id}"):
@@ -109,7 +125,12 @@ class Queue:
         return [_OUTCOMES[reply] for reply in replies]
 
     async def take(
-        self, *, count: int = 1, block_s: float = 0.0, max_priority: Priority = Priority.ROUTINE
+        self,
+        *,
+        count: int = 1,
+        block_s: float = 0.0,
+        max_priority: Priority = Priority.ROUTINE,
+        link: str | None = None,
     ) -> list[Entry]:
         """Take up to ``count`` new entries, highest class first.
 
@@ -117,6 +138,7 @@ class Queue:
             count: The most entries to return.
             block_s: If nothing is waiting, wait up to this long for something to arrive.
             max_priority: The least urgent class to take from (``Priority.SAFETY`` leaves routine alone).
+            link: The link the taker feeds, named in the ``taken`` hop of each entry's trace.
 
         Returns:
             The entries, now pending for this consumer until acked, dead-lettered or reclaimed.
@@ -129,7 +151,7 @@ class Queue:
         deadline = time.monotonic() + block_s
         with map_redis_errors(f"take for consumer {self._consumer}"):
             while True:
-                reply = await TAKE.run(self._redis, streams, self._take_args(count, block_s > 0))
+                reply = await TAKE.run(self._redis, streams, self._take_args(count, block_s > 0, link))
                 entries = await self._decode(_from_script(reply[0]))
                 if entries:
                     return entries
@@ -141,8 +163,9 @@ class Queue:
                 if remaining <= 0 or not await self._wait(streams, reply[1], remaining):
                     return []
 
-    def _take_args(self, count: int, report_ids: bool) -> list[str | int]:
-        return [self._keys.group, self._consumer, count, "1" if report_ids else "0"]
+    def _take_args(self, count: int, report_ids: bool, link: str | None) -> list[str | int]:
+        line = self._line(HopEvent.TAKEN, link=link, by=self._consumer)
+        return [self._keys.group, self._consumer, count, "1" if report_ids else "0", *self._trace_args()[:2], line]
 
     async def _wait(self, streams: Sequence[str], last_ids: Sequence[bytes], timeout_s: float) -> bool:
         # A plain XREAD from the group's last-delivered ids wakes on exactly the entries no
@@ -177,14 +200,30 @@ class Queue:
                 pipe.xack(self._streams[priority], self._keys.group, stream_id)
             await pipe.execute()
 
-    async def ack(self, entries: Sequence[Entry]) -> None:
-        """Acknowledge entries and delete them from their streams (atomic, one round trip)."""
+    async def ack(self, entries: Sequence[Entry], *, sent: Sent | None = None) -> None:
+        """Acknowledge entries and delete them from their streams (atomic, one round trip).
+
+        Args:
+            entries: Taken entries.
+            sent: How the frame carrying ``entries`` went; each entry's trace gets a ``sent`` hop saying so.
+        """
+        line = "" if sent is None else self._sent_line(sent, len(entries))
+        await self._ack(entries, line, "ack")
+
+    async def expire(self, entries: Sequence[Entry], *, link: str | None = None) -> None:
+        """Drop taken entries whose time to live ran out, as :meth:`ack` does, with an ``expired`` hop each."""
+        await self._ack(entries, self._line(HopEvent.EXPIRED, link=link), "expire")
+
+    def _sent_line(self, sent: Sent, records: int) -> str:
+        return self._line(HopEvent.SENT, sent.at, link=sent.link, records=records, fragments=sent.fragments or None)
+
+    async def _ack(self, entries: Sequence[Entry], line: str, verb: str) -> None:
         if not entries:
             return
-        args: list[str | int] = [self._keys.group]
-        for priority, ids in _ids_by_class(entries).items():
-            args += [int(priority), len(ids), *ids]
-        with map_redis_errors(f"ack {len(entries)} entries from {entries[0].message_id}"):
+        args: list[str | int] = [self._keys.group, *self._trace_args()[:2], line]
+        for priority, group in _by_class(entries).items():
+            args += [int(priority), len(group), *(e.stream_id for e in group), *(e.message_id for e in group)]
+        with map_redis_errors(f"{verb} {len(entries)} entries from {entries[0].message_id}"):
             await ACK.run(self._redis, self._streams, args)
 
     async def dead_letter(self, entries: Sequence[Entry], *, reason: str) -> None:
@@ -195,7 +234,7 @@ class Queue:
                 await self._bury([(e.priority, e.stream_id) for e in entries], reason)
 
     async def _bury(self, items: Sequence[tuple[int, str | bytes]], reason: str) -> None:
-        args: list[str | bytes | int] = [self._keys.group, reason]
+        args: list[str | bytes | int] = [self._keys.group, reason, *self._trace_args()]
         for priority, stream_id in items:
             args += [int(priority), stream_id]
         await BURY.run(self._redis, self._with_dead, args)
@@ -217,6 +256,8 @@ class Queue:
             round(min_idle_s * 1000),
             count,
             self._max_deliveries,
+            *self._trace_args(),
+            self._line(HopEvent.RECLAIMED, by=self._consumer),
         ]
         with map_redis_errors(f"reclaim for consumer {self._consumer}"):
             return await self._decode(_from_script(await RECLAIM.run(self._redis, self._with_dead, args)))
@@ -292,19 +333,19 @@ class Queue:
         if not isinstance(dead_id, str) or not _STREAM_ID.fullmatch(dead_id):
             return False
         with map_redis_errors(f"requeue dead letter {dead_id}"):
-            return bool(await REQUEUE.run(self._redis, self._with_dead, [dead_id]))
+            return bool(await REQUEUE.run(self._redis, self._with_dead, [dead_id, *self._trace_args()]))
 
     async def purge_dead(self) -> int:
         """Drop every dead letter; return how many there were."""
         with map_redis_errors("purge dead letters"):
-            return int(await PURGE.run(self._redis, [self._keys.dead], []))
+            return int(await PURGE.run(self._redis, [self._keys.dead], self._trace_args()))
 
 
-def _ids_by_class(entries: Sequence[Entry]) -> dict[Priority, list[str]]:
-    ids: dict[Priority, list[str]] = defaultdict(list)
+def _by_class(entries: Sequence[Entry]) -> dict[Priority, list[Entry]]:
+    found: dict[Priority, list[Entry]] = defaultdict(list)
     for entry in entries:
-        ids[entry.priority].append(entry.stream_id)
-    return ids
+        found[entry.priority].append(entry)
+    return found
 
 
 def _from_script(raw: Sequence[Sequence[Any]]) -> list[tuple[int, bytes, Mapping[bytes, bytes]]]:

@@ -141,28 +141,32 @@ local function record(win, hi, lo)
 end
 
 -- Judge and record a batch: the n window keys are the last n KEYS.
--- ARGV[1] the window, ARGV[2] n, ARGV[3 .. n + 2] the terminals of the window keys; then `width`
--- arguments per message, the first a text that `pattern` splits into window number (1..n), seq
--- (decimal) and the message's other short fields. append(i, terminal, fields) writes the entry of the
--- message whose arguments start at ARGV[i]. Short fields share one argument because redis-py packs
--- each argument in Python, which costs the client more than the whole script costs Redis.
--- Returns one verdict per message. Appending before recording means a failed append leaves the
--- message unseen, so its retry is judged afresh.
-local function admit(width, pattern, append)
+-- ARGV[1] the window, ARGV[2] n, ARGV[3..5] what trace_init takes (common.lua), ARGV[6 .. n + 5] the
+-- terminals of the window keys; then `width` arguments per message, the first a text that `pattern`
+-- splits into window number (1..n), seq (decimal) and the message's other short fields.
+-- append(i, terminal, fields) writes the entry of a fresh message whose arguments start at ARGV[i];
+-- refuse(i, fields, verdict) notes one judged a duplicate (1) or too old (2). Short fields share one
+-- argument because redis-py packs each argument in Python, which costs the client more than the whole
+-- script costs Redis. Returns one verdict per message. Appending before recording means a failed append
+-- leaves the message unseen, so its retry is judged afresh.
+local function admit(width, pattern, append, refuse)
   local w, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+  trace_init(ARGV[3], ARGV[4], ARGV[5])
   local windows = {}
   for k = 1, n do
     windows[k] = load(KEYS[#KEYS - n + k], w)
   end
   local verdicts = {}
-  for i = n + 3, #ARGV, width do
+  for i = n + 6, #ARGV, width do
     local fields = {string.match(ARGV[i], pattern)}
     local k = tonumber(fields[1])
     local win, hi, lo = windows[k], halves(fields[2])
     local verdict = judge(win, hi, lo)
     if verdict == 0 then
-      append(i, ARGV[k + 2], fields)
+      append(i, ARGV[k + 5], fields)
       record(win, hi, lo)
+    else
+      refuse(i, fields, verdict)
     end
     verdicts[#verdicts + 1] = verdict
   end
