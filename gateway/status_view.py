@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from gateway.queue import Depth
 from gateway.queue.presence import PresenceSummary, TerminalPresence
 from protocols.envelope import Priority
 
-__all__ = ["ClassRow", "Summary", "TerminalRow", "Terminals", "format_age", "render", "summarize", "use_color"]
+__all__ = [
+    "ClassRow",
+    "Summary",
+    "TerminalRow",
+    "Terminals",
+    "format_age",
+    "render",
+    "summarize",
+    "terminals_json",
+    "use_color",
+]
 
 CLASS_COUNTERS: Final = ("accepted", "sent", "delivered", "expired", "dead")
 """Per-class counters, in the order of the table's columns (``<name>.<class label>`` in the stats hash)."""
@@ -150,6 +160,22 @@ def _terminal_row(t: TerminalPresence, now: float, window_s: float) -> TerminalR
     return TerminalRow(t.terminal, age, t.online(now=now, window_s=window_s), position, accepted, refused)
 
 
+def terminals_json(summary: PresenceSummary, *, now: float) -> dict[str, Any]:
+    """The terminal part of ``satgw status --json``: totals and the recent terminals with their presence."""
+    recent = [
+        {
+            "terminal": t.terminal,
+            "last_seen": t.last_seen,
+            "online": t.online(now=now, window_s=summary.window_s),
+            "last_position": None if t.fix is None else {"lat": t.fix.lat, "lon": t.fix.lon, "at": t.fix.at},
+            "counters": dict(t.counts),
+        }
+        for t in summary.recent
+    ]
+    totals = {"registered": summary.registered, "online": summary.online, "seen": summary.seen}
+    return {**totals, "online_window_s": summary.window_s, "recent": recent}
+
+
 def render(summary: Summary, *, color: bool) -> str:
     """The status as text: distress line, class table, links, rejections, other counters; ANSI only if ``color``."""
     sections = [
@@ -272,7 +298,7 @@ def _terminal_table(terminals: Terminals | None, color: bool) -> list[str]:
         ]
         for row in terminals.recent
     ]
-    return [line, *_table(["last seen", "age", "online", "position", "accepted", "refused"], body, color)]
+    return [line, *_table(["terminal", "last seen", "online", "position", "accepted", "refused"], body, color)]
 
 
 def _other_table(other: Mapping[str, int], color: bool) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.queue import Depth
 from gateway.queue.presence import Fix, PresenceSummary, TerminalPresence
-from gateway.status_view import format_age, render, summarize, use_color
+from gateway.status_view import format_age, render, summarize, terminals_json, use_color
 from protocols.envelope import Priority
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -156,10 +156,24 @@ class TestTerminals:
         text = render(summarize(depths(), {}, self.summary(), now=self.NOW), color=False)
         assert "terminals: 5 registered, 2 online (seen within 15m00s), 3 ever seen" in text
         section = text.split("terminals: ", 1)[1].split("\n", 1)[1]  # the table under the totals line
-        rows = table_rows(section, "last seen")
+        rows = table_rows(section, "terminal")
         assert rows["T1"] == ["4.2s", "yes", "59.91391,10.75225", "8", "3"]
         assert rows["T2"] == ["2m05s", "yes", "-", "3", "0"]
         assert rows["T3"] == ["1h00m", "no", "-", "1", "0"]
+
+    def test_json_form(self) -> None:
+        """satgw status --json carries the totals and each recent terminal with online, position and counters."""
+        got = terminals_json(self.summary(), now=self.NOW)
+        assert {k: got[k] for k in ("registered", "online", "seen", "online_window_s")} == {
+            "registered": 5,
+            "online": 2,
+            "seen": 3,
+            "online_window_s": 900.0,
+        }
+        first, *_, last = got["recent"]
+        assert first["last_position"] == {"lat": 59.91391, "lon": 10.75225, "at": self.NOW - 4.2}
+        assert (first["online"], first["counters"]["duplicates"]) == (True, 2)
+        assert (last["terminal"], last["online"], last["last_position"]) == ("T3", False, None)
 
     def test_no_terminal_section_without_presence(self) -> None:
         """Without a presence summary (an older caller) nothing about terminals is printed."""
@@ -170,7 +184,7 @@ class TestTerminals:
         empty = PresenceSummary(registered=2, online=0, seen=0, window_s=900.0)
         text = render(summarize(depths(), {}, empty, now=self.NOW), color=False)
         assert "terminals: 2 registered, 0 online (seen within 15m00s), 0 ever seen" in text
-        assert "last seen" not in text
+        assert "refused" not in text
 
 
 class TestColourChoice:
