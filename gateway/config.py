@@ -289,6 +289,7 @@ def _env_secret(name: str) -> str:
 class _AlertsFile(_Strict):
     """``[alerts]``: where CAP alerts go besides the MQTT topic."""
 
+    sender: str | None = Field(None, pattern=r"^[^\s,<&]{1,128}$")
     webhooks: list[_WebhookFile] = []
 
     def endpoints(self) -> tuple[WebhookEndpoint, ...]:
@@ -342,10 +343,12 @@ class GatewayConfig:
     """Per-terminal quotas by class; empty means none."""
     shares: Shares = field(default_factory=Shares)
     """Capacity ceilings per class; no shares means none."""
-    webhooks: tuple[WebhookEndpoint, ...] = ()
-    """Where CAP alerts are POSTed (``[[alerts.webhooks]]``); none by default."""
     downlink_off: frozenset[str] = frozenset()
     """Names of the links that carry no downlink (``downlink = false``)."""
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    """Where CAP alerts are POSTed (``[[alerts.webhooks]]``); none by default."""
+    alert_sender: str | None = None
+    """The CAP ``sender`` of the gateway's SOS alerts (``[alerts] sender``); default ``satgw.<node>``."""
 
 
 def load_file(path: Path | None) -> GatewayConfig:
@@ -372,6 +375,7 @@ def _to_config(data: _File) -> GatewayConfig:
         quotas=data.quotas.limits(),
         shares=data.ceilings.shares(),
         webhooks=data.alerts.endpoints(),
+        alert_sender=data.alerts.sender,
         downlink_off=frozenset(link.name for link in data.links if not link.downlink),
         **data.ingest.model_dump(),
         **data.queue.model_dump(),
