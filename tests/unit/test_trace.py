@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.config import load_file
+from gateway.exceptions import ConfigError
 from gateway.queue.trace import (
     Hop,
     HopEvent,
@@ -172,3 +176,15 @@ class TestReceipts:
     def test_no_receipts_unless_asked(self) -> None:
         """Without the receipt flag no receipt is listed."""
         assert receipts_of([_hop(HopEvent.RECEIVED, 1, receipt="0"), _hop(HopEvent.QUEUED, 2)]) == []
+
+
+class TestConfig:
+    def test_trace_ttl_comes_from_the_queue_table(self, tmp_path: Path) -> None:
+        """``[queue] trace_ttl_s`` sets the retention (default a day); 0 is allowed, a negative value is refused."""
+        assert load_file(None).trace_ttl_s == 86_400
+        path = tmp_path / "satgw.toml"
+        path.write_text("[queue]\ntrace_ttl_s = 0\n")
+        assert load_file(path).trace_ttl_s == 0
+        path.write_text("[queue]\ntrace_ttl_s = -1\n")
+        with pytest.raises(ConfigError, match="trace_ttl_s"):
+            load_file(path)
