@@ -42,17 +42,16 @@ async def test_a_never_seen_terminal_reads_empty(store: PresenceStore) -> None:
 
 
 async def test_a_flush_is_one_round_trip(counted: Counted, keys: Keys) -> None:
-    """Merging up to MERGE_CHUNK terminals costs one write to Redis (after the script is loaded)."""
+    """A flush of four chunks of terminals is one round trip to Redis."""
     store = PresenceStore(redis=counted.client, keys=keys)
-    await store.merge([Sighting("warm", 1.0)])
     counted.writes = 0
     sightings = [
         Sighting(f"T{i}", 100.0 + i, Fix(10.0, 20.0, 100.0 + i, 0.0), {"accepted.routine": 1})
-        for i in range(MERGE_CHUNK)
+        for i in range(4 * MERGE_CHUNK)
     ]
     await store.merge(sightings)
     assert counted.writes == 1
-    assert len(await store.positions()) == MERGE_CHUNK
+    assert len(await store.positions()) == 4 * MERGE_CHUNK
 
 
 async def test_summary_counts_registered_online_and_seen(redis: Redis, keys: Keys, store: PresenceStore) -> None:
