@@ -157,6 +157,7 @@ class TerminalCountersOut(BaseModel):
 
     accepted: int = Field(description="messages accepted and queued")
     accepted_by_class: dict[str, int] = Field(description="the same, by class")
+    delivered: int = Field(description="messages of it the ground published to applications")
     duplicates: int = Field(description="sealed messages refused as replays of a seq already used")
     rejected: dict[str, int] = Field(description="other sealed messages refused, by reason (e.g. quota_exceeded)")
     rejected_unauthenticated: int = Field(

@@ -288,6 +288,7 @@ def _terminal_counters(counts: Mapping[str, int]) -> TerminalCountersOut:
     return TerminalCountersOut(
         accepted=sum(by_class.values()),
         accepted_by_class=by_class,
+        delivered=sum(n for name, n in counts.items() if name.startswith("delivered.")),
         duplicates=counts.get(DUPLICATES, 0),
         rejected=rejected,
         rejected_unauthenticated=counts.get(UNAUTHENTICATED, 0),

@@ -29,6 +29,7 @@ from protocols.errors import Reason
 __all__ = ["DUPLICATES", "UNAUTHENTICATED", "Presence", "PresenceSink"]
 
 _ACCEPTED = tuple(f"accepted.{p.label}" for p in Priority)  # indexed by class: no string building per message
+_DELIVERED = tuple(f"delivered.{p.label}" for p in Priority)
 DUPLICATES = "duplicates"
 """Counter of sealed messages refused as replays: the terminal (or a copy of its traffic) sent a seq again."""
 UNAUTHENTICATED = "unauthenticated"
@@ -103,6 +104,10 @@ class Presence:
     def refused(self, terminal: str, reason: Reason) -> None:
         """A message whose seal verified was refused for ``reason`` (a replay counts as a duplicate)."""
         self._count(terminal, DUPLICATES if reason is Reason.REPLAY else f"rejected.{reason.value}")
+
+    def delivered(self, terminal: str, priority: Priority) -> None:
+        """The ground published a message of ``terminal`` to applications."""
+        self._count(terminal, _DELIVERED[priority])
 
     def unauthenticated(self, terminal: str) -> None:
         """A message claimed to come from registered ``terminal`` but its seal did not verify."""

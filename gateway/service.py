@@ -173,6 +173,7 @@ class Gateway:
             self._spawn(self._reclaim_forever(), "queue.reclaim")
             await self._start_downlink()
         self._spawn(self._flush_stats_forever(), "stats")
+        self._spawn(self.presence.flush_forever(), "presence")  # any role: an idle flush costs nothing
         self._start_history()
         if "ingest" in s.roles:
             await self._start_ingest()
@@ -252,7 +253,6 @@ class Gateway:
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
             Lane(name="up", distress=False, max_batch=self.config.max_batch, **common),
         ]
-        self._spawn(self.presence.flush_forever(), "presence")
         for lane, topic_filter in zip(self.lanes, (self.topics.sos_filter, self.topics.uplink_filter), strict=True):
             self._spawn(lane.run(), f"ingest[{lane.name}]")
             client = MqttClient(

@@ -82,6 +82,15 @@ class TestGather:
         assert got["T2"].counts == {UNAUTHENTICATED: 1}
         assert all(s.last_seen is None and s.fix is None for s in got.values())
 
+    def test_deliveries_count_by_class(self, presence: Presence) -> None:
+        """The ground's deliveries count per class and say nothing about when the terminal was heard."""
+        presence.delivered("T1", Priority.DISTRESS)
+        presence.delivered("T1", Priority.ROUTINE)
+        presence.delivered("T1", Priority.ROUTINE)
+        (s,) = presence.take()
+        assert s.counts == {"delivered.distress": 1, "delivered.routine": 2}
+        assert s.last_seen is None
+
     def test_take_empties(self, presence: Presence) -> None:
         """What was taken is not taken again."""
         presence.accepted(message(), received_at=1.0)
