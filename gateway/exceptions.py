@@ -18,6 +18,7 @@ Library errors are translated at the boundary (:func:`map_redis_errors`), so no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,6 +37,7 @@ __all__ = [
     "TerminalNotFound",
     "TransientError",
     "map_redis_errors",
+    "stop_if_cancelling",
 ]
 
 
@@ -101,6 +103,19 @@ def map_redis_errors(context: str) -> Iterator[None]:
     try:
         yield
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        stop_if_cancelling(exc)  # a cancellation that raced redis-py's read timeout is still a cancellation
         raise QueueUnavailable(f"{context}: Redis unreachable ({exc})") from exc
     except redis.exceptions.RedisError as exc:
         raise QueueUnavailable(f"{context}: Redis refused ({exc})") from exc
+
+
+def stop_if_cancelling(exc: BaseException) -> None:
+    """Raise ``CancelledError`` if the running task is being cancelled.
+
+    Python 3.11's ``asyncio.timeout`` (used by redis-py) can turn a cancellation that races a
+    timeout into ``TimeoutError``, which reaches us as a :class:`TransientError`; a retry loop
+    that catches it must call this first, or the task never stops.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from gateway import logs
 from gateway.counters import Counters
-from gateway.exceptions import LinkError, TransientError
+from gateway.exceptions import LinkError, TransientError, stop_if_cancelling
 from gateway.ingest import message_id
 from gateway.metrics import Metrics
 from gateway.mqtt.exactly_once import ExactlyOncePublisher
@@ -188,9 +188,7 @@ class Ground:
                     delay = _RETRY_S
                     await self._drain(publisher)
             except TransientError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # a failure raced our cancellation: stop anyway
-                    raise asyncio.CancelledError from exc
+                stop_if_cancelling(exc)
                 self._log.warning("ground publisher waits %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

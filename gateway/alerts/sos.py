@@ -20,7 +20,7 @@ from typing import Protocol
 
 from gateway.alerts.sinks import AlertSink, OutgoingAlert
 from gateway.counters import Counters
-from gateway.exceptions import GatewayError, TransientError
+from gateway.exceptions import GatewayError, TransientError, stop_if_cancelling
 from gateway.incidents import (
     AlertRef,
     Incident,
@@ -106,6 +106,7 @@ class IncidentWorker:
                 for entry in await self._store.read(count=_BATCH, block_ms=_BLOCK_MS):
                     await self.apply(entry)
             except TransientError as exc:
+                stop_if_cancelling(exc)
                 self._log.warning("incident events: %s; retrying", exc)
                 await asyncio.sleep(_RETRY_S)
 

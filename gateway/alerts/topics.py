@@ -16,7 +16,7 @@ import logging
 from gateway.alerts.inbound import AlertIntake
 from gateway.alerts.sinks import OutgoingAlert
 from gateway.counters import Counters
-from gateway.exceptions import BrokerUnavailable, TransientError
+from gateway.exceptions import BrokerUnavailable, TransientError, stop_if_cancelling
 from gateway.mqtt import MqttClient
 from gateway.mqtt.client import Inbound
 from gateway.names import Topics
@@ -64,6 +64,7 @@ class MqttAlertListener:
                 answer = await self._answer(inbound.payload)
                 break
             except TransientError as exc:
+                stop_if_cancelling(exc)
                 self._log.warning("CAP alert from MQTT not handled yet: %s; retrying", exc)
                 await asyncio.sleep(_RETRY_S)
         inbound.ack()
