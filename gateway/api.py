@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api_alerts import EmergencyRoutes, add_emergency_routes
 from gateway.api_dashboard import DashboardSources, add_dashboard_routes
 from gateway.api_downlink import add_downlink_routes
 from gateway.api_models import (
@@ -69,9 +70,10 @@ def create_app(
     downlink: Downlink | None = None,
     dashboard: DashboardSources | None = None,
     trace: TraceReader | None = None,
+    emergency: EmergencyRoutes | None = None,
 ) -> FastAPI:
     """The ASGI app over ``ops``; with ``downlink``, the route that queues messages down to terminals too;
-    with ``dashboard``, the history and link timeline routes."""
+    with ``dashboard``, the history and link timeline routes; with ``emergency``, incidents and CAP in."""
     log = logger or logging.getLogger("satgw.api")
     app = FastAPI(
         title="satgw",
@@ -92,6 +94,8 @@ def create_app(
         add_dashboard_routes(app, ops=ops, sources=dashboard)
     if trace is not None:
         add_trace_routes(app, trace)  # GET /api/v1/messages/{id}: gateway/api_trace.py
+    if emergency is not None:
+        add_emergency_routes(app, emergency)
 
     add_terminal_routes(app, ops)
     app.add_middleware(_CatchAll, logger=log)

@@ -38,8 +38,10 @@ _MIN_TEXT = 32
 """Below this a downlink text says nothing useful; such a link carries alerts as fragments."""
 
 
-def text_room(mtu: int) -> int:
-    """The UTF-8 bytes of text one downlink message can carry in a single frame of ``mtu`` bytes."""
+def text_room(mtu: int | None) -> int:
+    """The UTF-8 bytes of text one downlink message can carry in a single frame of ``mtu`` bytes (None: any)."""
+    if mtu is None:
+        return MAX_BODY_BYTES
     longest = Message(terminal="T" * 32, seq=2**40, priority=Priority.SAFETY, kind=Kind.TEXT, ts=time.time())
     overhead = frame_size([encode_record(Record(message=longest, received_at=time.time()))])
     return max(_MIN_TEXT, min(MAX_BODY_BYTES, mtu - overhead))

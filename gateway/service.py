@@ -25,6 +25,7 @@ from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
 from gateway.downlink import Downlink, DownlinkRelays
+from gateway.emergency import Emergency, text_room
 from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
 from gateway.ground import Ground
 from gateway.history import History, Sampler
@@ -177,6 +178,7 @@ class Gateway:
         self._start_history()
         if "ingest" in s.roles:
             await self._start_ingest()
+        await self._start_emergency()
         await self._start_http()
 
     async def _setup_storage(self) -> None:
@@ -267,6 +269,29 @@ class Gateway:
             await client.subscribe(topic_filter, qos=1)  # serving means subscribed
             self.inbound.append(client)
 
+    async def _start_emergency(self) -> None:
+        s = self.settings
+        mtu = min((handle.link.mtu for handle in self.links), default=None)  # None: this node runs no links
+        emergency = Emergency(
+            redis=self.redis,
+            keys=self.keys,
+            topics=self.topics,
+            node=s.node,
+            mqtt_url=s.mqtt_url,
+            publisher=self.publisher,
+            downlink=self.downlink,
+            positions=self.presence_store,
+            webhooks=self.config.webhooks,
+            sender=self.config.alert_sender,
+            text_bytes=text_room(mtu),
+            counters=self.counters,
+        )
+        self.emergency = await self._stack.enter_async_context(emergency)
+        if "relay" in s.roles:
+            self._spawn(self.emergency.run_incidents(), "incidents")
+        if "ingest" in s.roles:
+            await self.emergency.listen_in()
+
     async def _start_http(self) -> None:
         host, port = self.settings.http_address
         self.operations = Operations(
@@ -285,7 +310,13 @@ class Gateway:
             online_window_s=self.config.online_window_s,
         )
         dashboard = DashboardSources(history=self.history, clock=self._clock)
-        app = create_app(self.operations, downlink=self.downlink, dashboard=dashboard, trace=self.trace)
+        app = create_app(
+            self.operations,
+            downlink=self.downlink,
+            dashboard=dashboard,
+            trace=self.trace,
+            emergency=self.emergency.routes,
+        )
         self.http = HttpServer(app=app, host=host, port=port)
         try:
             await self.http.start(name=f"satgw[{self.settings.node}].http")

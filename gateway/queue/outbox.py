@@ -108,7 +108,9 @@ class Outbox:
         if not items:
             return []
         trace: list[str | int] = self._trace.script_args() if self._trace is not None else ["", 0, ""]
-        call = BatchArgs(fixed=[self._keys.outbox], window=self._window, window_key=self._keys.ground_seen, trace=trace)
+        # Uplink distress also feeds the incident worker, in the same script: no SOS is published yet unseen by it.
+        fixed = [self._keys.outbox] if self._keys.is_downlink else [self._keys.outbox, self._keys.incident_events]
+        call = BatchArgs(fixed=fixed, window=self._window, window_key=self._keys.ground_seen, trace=trace)
         for item in items:
             call.add(item.terminal, _head(item), (item.message_id, item.link, item.payload))
         with map_redis_errors(f"deliver {len(items)} message(s) from {items[0].message_id}"):
