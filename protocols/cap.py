@@ -20,6 +20,7 @@ on parsing, never written. ``protocols/SPEC.md`` ("CAP 1.2") has the rules in fu
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -223,9 +224,14 @@ class Area:
         Meaningful for an area that :func:`check_alert` accepted; see :mod:`protocols.cap_geo`
         for the geometry (lat/lon-straight edges, antimeridian handled).
         """
-        return any(cap_geo.in_ring(ring, lat, lon) for ring in self.polygons) or any(
+        return any(ring.contains(lat, lon) for ring in self._rings) or any(
             cap_geo.in_circle(c.lat, c.lon, c.radius_km, lat, lon) for c in self.circles
         )
+
+    @functools.cached_property
+    def _rings(self) -> tuple[cap_geo.PreparedRing, ...]:
+        # Prepared on the first test and kept: the gateway tests many terminals against one area.
+        return tuple(cap_geo.PreparedRing(ring) for ring in self.polygons if ring)
 
     def bounding_circle(self) -> tuple[float, float, float] | None:
         """``(lat, lon, radius_km)`` enclosing every polygon and circle, for a geo-index prefilter; None if none."""
@@ -466,7 +472,7 @@ def _parse_root(data: bytes) -> Element:
         root = defusedxml.ElementTree.fromstring(data, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise CapError(CapReason.XML_FORBIDDEN, type(exc).__name__) from None
-    except (ParseError, ValueError, LookupError) as exc:  # expat's errors, and unknown declared encodings
+    except (ParseError, ValueError, LookupError) as exc:  # the last two: a declared encoding expat cannot use
         raise CapError(CapReason.MALFORMED_XML, str(exc)[:120]) from None
     if root.tag != f"{{{CAP_NAMESPACE}}}alert":
         namespace = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""

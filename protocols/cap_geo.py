@@ -23,6 +23,7 @@ from itertools import pairwise
 __all__ = [
     "EARTH_RADIUS_KM",
     "EDGE_TOLERANCE_DEG",
+    "PreparedRing",
     "bounding_circle",
     "distance_km",
     "in_circle",
@@ -49,11 +50,13 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     half_dphi = (phi2 - phi1) / 2
     half_dlambda = math.radians(lon2 - lon1) / 2
     h = math.sin(half_dphi) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
 
 
 def in_circle(center_lat: float, center_lon: float, radius_km: float, lat: float, lon: float) -> bool:
-    """True if the point is within ``radius_km`` of the centre (the rim counts)."""
+    """True if the point is within ``radius_km`` of the centre (the rim counts); False for NaN or infinite input."""
+    if not (_sane([(center_lat, center_lon), (lat, lon)]) and math.isfinite(radius_km)):
+        return False
     return distance_km(center_lat, center_lon, lat, lon) <= radius_km + _RIM_TOLERANCE_KM
 
 
@@ -85,10 +88,16 @@ def _on_segment(a: Point, b: Point, lat: float, lon: float) -> bool:
     return abs(cross) <= EDGE_TOLERANCE_DEG * max(math.hypot(x2 - x1, y2 - y1), 1.0)
 
 
-def _in_plane(ring: list[Point], lat: float, lon: float) -> bool:
-    """Even-odd ray casting towards east, with points on an edge counted as inside."""
+Edge = tuple[Point, Point]
+_TURNS = (-720.0, -360.0, 0.0, 360.0, 720.0)
+_MAX_BANDS = 256
+_SANE_DEG = 1e4
+
+
+def _in_plane(edges: Iterable[Edge], lat: float, lon: float) -> bool:
+    """Even-odd ray casting towards east over ``edges``, with points on an edge counted as inside."""
     inside = False
-    for (y1, x1), (y2, x2) in pairwise(ring):
+    for (y1, x1), (y2, x2) in edges:
         if _on_segment((y1, x1), (y2, x2), lat, lon):
             return True
         if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
@@ -96,16 +105,58 @@ def _in_plane(ring: list[Point], lat: float, lon: float) -> bool:
     return inside
 
 
+def _sane(points: Iterable[Sequence[float]]) -> bool:
+    """False for no points or for coordinates no check passes (NaN, infinite, huge): such a ring covers nothing.
+
+    Without this, arithmetic on them fails (NaN bands) or never ends (densifying a 1e300-degree edge).
+    """
+    values = [value for point in points for value in point]
+    return bool(values) and all(math.isfinite(value) and abs(value) <= _SANE_DEG for value in values)
+
+
+class PreparedRing:
+    """A polygon ready for many point tests: unwrapped once, its edges filed in latitude bands.
+
+    A point's crossings and edge contacts come only from edges whose latitude span holds
+    the point's latitude, so each test reads one band: a 1000-vertex ring costs a few
+    edges per point instead of a thousand.
+    """
+
+    def __init__(self, ring: Sequence[Point]) -> None:
+        unwrapped = _unwrap(ring) if _sane(ring) else []
+        edges = list(pairwise(unwrapped))
+        lats, lons = [lat for lat, _ in unwrapped], [lon for _, lon in unwrapped]
+        self._south, self._north = min(lats, default=math.inf), max(lats, default=-math.inf)  # empty: no point fits
+        self._west = min(lons, default=math.inf) - EDGE_TOLERANCE_DEG
+        self._east = max(lons, default=-math.inf) + EDGE_TOLERANCE_DEG
+        self._count = max(1, min(len(edges), _MAX_BANDS))
+        self._height = (self._north - self._south) / self._count or 1.0
+        self._bands: list[list[Edge]] = [[] for _ in range(self._count)]
+        for edge in edges:
+            (y1, _), (y2, _) = edge
+            low, high = min(y1, y2) - EDGE_TOLERANCE_DEG, max(y1, y2) + EDGE_TOLERANCE_DEG
+            for band in range(self._band(low), self._band(high) + 1):
+                self._bands[band].append(edge)
+
+    def _band(self, lat: float) -> int:
+        return min(self._count - 1, max(0, int((lat - self._south) / self._height)))
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """True if the point is inside or on the boundary, at its longitude or any whole turn from it."""
+        if not self._south - EDGE_TOLERANCE_DEG <= lat <= self._north + EDGE_TOLERANCE_DEG:
+            return False
+        edges = self._bands[self._band(lat)]
+        return any(self._west <= lon + turn <= self._east and _in_plane(edges, lat, lon + turn) for turn in _TURNS)
+
+
 def in_ring(ring: Sequence[Point], lat: float, lon: float) -> bool:
     """True if the point is inside the polygon ``ring`` or on its boundary (an open ring is closed first).
 
     The ring's longitudes are unwrapped (so it may span the antimeridian, reaching past
     +-180), and the point is tried at its longitude plus each whole turn that can meet it.
+    For many points against one ring, make a :class:`PreparedRing` once.
     """
-    if not ring:
-        return False
-    unwrapped = _unwrap(ring)
-    return any(_in_plane(unwrapped, lat, lon + turn) for turn in (-720.0, -360.0, 0.0, 360.0, 720.0))
+    return PreparedRing(ring).contains(lat, lon)
 
 
 def _densified(ring: Sequence[Point]) -> Iterable[Point]:
@@ -140,9 +191,11 @@ def bounding_circle(
     by 0.1 % and 100 m, more than covers Redis's larger Earth radius (6372.797 km, 0.03 %)
     and its geohash rounding, so the prefilter never drops a point that :func:`in_ring`
     or :func:`in_circle` would accept. Rings are measured along their edges, not just at
-    their vertices, because lat/lon-straight edges bulge away from great circles.
+    their vertices, because lat/lon-straight edges bulge away from great circles. Rings
+    and circles with coordinates no check passes (NaN, infinite, huge) are left out.
     """
-    ring_points = [point for ring in rings if ring for point in _densified(ring)]
+    ring_points = [point for ring in rings if _sane(ring) for point in _densified(ring)]
+    circles = [(lat, lon, radius) for lat, lon, radius in circles if _sane([(lat, lon)]) and 0 <= radius < math.inf]
     centre = _mean_direction([*ring_points, *((lat, lon) for lat, lon, _ in circles)])
     if centre is None:
         return None if not ring_points and not circles else _WHOLE_EARTH

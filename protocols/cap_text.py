@@ -64,7 +64,8 @@ def fit_text(text: str, max_bytes: int, encoding: str, marker: str) -> str:
     """``text`` if it encodes to at most ``max_bytes``, else its longest prefix that fits with ``marker`` added.
 
     The prefix ends on a :func:`cut_points` boundary and loses trailing whitespace before
-    the marker. If not even the marker fits, the answer is ``""``. Encoded length is
+    the marker. If not even the marker fits, the answer is ``""`` (which still takes bytes
+    in an encoding with a byte-order mark, such as ``utf-16``). Encoded length is
     measured by encoding each candidate, so encodings with a byte-order mark or shift
     states are measured right; it grows with the prefix, so a binary search finds the cut.
     """

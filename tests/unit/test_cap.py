@@ -339,10 +339,16 @@ class TestParseHostile:
         assert detail in error.detail
 
     @pytest.mark.parametrize(
-        "xml", [b"", b"<alert", b"\xff\xfe\x00", EARTHQUAKE[:-20], b'<?xml version="1.0" encoding="klingon"?><a/>']
+        "xml", [b"", b"<alert", b"\xff\xfe\x00", EARTHQUAKE[:-20], b"<a>\xc3</a>", b"<a>&#0;</a>", b"<a/><b/>"]
     )
     def test_malformed_xml(self, xml: bytes) -> None:
         """Bytes that are not well-formed XML are refused as malformed_xml."""
+        assert refusal(xml).reason is CapReason.MALFORMED_XML
+
+    @pytest.mark.parametrize("encoding", ["klingon", "utf-32", "gb2312", "rot13", "base64", "idna", "punycode"])
+    def test_declared_encodings_expat_cannot_read(self, encoding: str) -> None:
+        """An unknown, multi-byte or non-text encoding is malformed_xml (not LookupError or the like)."""
+        xml = f'<?xml version="1.0" encoding="{encoding}"?><alert>\u00e9</alert>'.encode()
         assert refusal(xml).reason is CapReason.MALFORMED_XML
 
     def test_size_limit(self) -> None:
@@ -637,6 +643,16 @@ class TestGeometry:
         assert not area.contains(0.0, edge_lon + 1e-4)
         assert area.contains(0.3, -179.9)
         assert not area.contains(0.0, 0.0)
+
+    def test_huge_circle(self) -> None:
+        """A circle of 15000 km radius holds a point 12000 km from its centre, and its bounding circle does too."""
+        area = Area(area_desc="most of the Earth", circles=(Circle(0.0, 0.0, 15_000.0),))
+        far = (0.0, 12_000.0 / distance_km(0, 0, 0, 1))
+        assert area.contains(*far)
+        assert not area.contains(0.0, 180.0)
+        lat, lon, radius = area.bounding_circle() or (0.0, 0.0, 0.0)
+        assert (lat, lon) == pytest.approx((0.0, 0.0))
+        assert 15_000 < radius < 15_100
 
     def test_geocode_only_area_contains_nothing(self) -> None:
         """An area with only geocodes contains no point and has no bounding circle (geocodes are not looked up)."""
