@@ -48,7 +48,7 @@ from gateway.queue.alerts import DEDUP_S, AlertDelivery, AlertStore, DeadAlert, 
 __all__ = ["WebhookDispatcher", "user_agent"]
 
 _BATCH = 16
-_BLOCK_S = 5.0
+_BLOCK_S = 1.0  # well under the gateway's 5 s Redis socket timeout, or an idle wait reads as an outage
 _REDIS_RETRY_S = 1.0
 _SNIPPET = 200
 """How much of a refusing receiver's answer is kept with the error."""
