@@ -316,6 +316,11 @@ def _code(kind: type[_E], value: str, path: str) -> str:
         raise CapError(CapReason.INVALID_FIELD, f"{path}: not a {kind.__name__}: {value!r:.40}") from None
 
 
+def _coded(name: str, kind: type[_E], value: str, parent: str) -> str:
+    """The element ``name`` holding ``value`` as a code of ``kind`` (codes need no XML checks)."""
+    return f"<{name}>{_code(kind, value, f'{parent}.{name}')}</{name}>"
+
+
 def _format_time(value: datetime, path: str) -> str:
     offset = value.utcoffset()
     if offset is None:
@@ -366,9 +371,9 @@ def _alert_parts(alert: Alert) -> Iterable[str]:
     yield _leaf("identifier", alert.identifier, "alert.identifier")
     yield _leaf("sender", alert.sender, "alert.sender")
     yield _leaf("sent", _format_time(alert.sent, "alert.sent"), "alert.sent")
-    yield _leaf("status", _code(Status, alert.status, "alert.status"), "alert.status")
-    yield _leaf("msgType", _code(MsgType, alert.msg_type, "alert.msgType"), "alert.msgType")
-    yield _leaf("scope", _code(Scope, alert.scope, "alert.scope"), "alert.scope")
+    yield _coded("status", Status, alert.status, "alert")
+    yield _coded("msgType", MsgType, alert.msg_type, "alert")
+    yield _coded("scope", Scope, alert.scope, "alert")
     yield from _optional("restriction", alert.restriction, "alert.restriction")
     yield from _optional("addresses", _format_list(alert.addresses, "alert.addresses"), "alert.addresses")
     yield from _optional("note", alert.note, "alert.note")
@@ -384,21 +389,24 @@ def _info_parts(info: Info, path: str) -> Iterable[str]:
     yield _leaf("language", info.language, f"{path}.language")
     if not info.categories:
         raise CapError(CapReason.MISSING_FIELD, f"{path}.category")
-    yield from (_leaf("category", _code(Category, c, f"{path}.category"), "") for c in info.categories)
+    yield from (_coded("category", Category, category, path) for category in info.categories)
     yield _leaf("event", info.event, f"{path}.event")
-    for response in info.response_types:
-        yield _leaf("responseType", _code(ResponseType, response, f"{path}.responseType"), "")
-    yield _leaf("urgency", _code(Urgency, info.urgency, f"{path}.urgency"), "")
-    yield _leaf("severity", _code(Severity, info.severity, f"{path}.severity"), "")
-    yield _leaf("certainty", _code(Certainty, info.certainty, f"{path}.certainty"), "")
+    yield from (_coded("responseType", ResponseType, response, path) for response in info.response_types)
+    yield _coded("urgency", Urgency, info.urgency, path)
+    yield _coded("severity", Severity, info.severity, path)
+    yield _coded("certainty", Certainty, info.certainty, path)
     expires = None if info.expires is None else _format_time(info.expires, f"{path}.expires")
     yield from _optional("expires", expires, f"{path}.expires")
-    for name, text in [("senderName", info.sender_name), ("headline", info.headline)]:
+    texts = {
+        "senderName": info.sender_name,
+        "headline": info.headline,
+        "description": info.description,
+        "instruction": info.instruction,
+        "web": info.web,
+        "contact": info.contact,
+    }  # in the schema's order
+    for name, text in texts.items():
         yield from _optional(name, text, f"{path}.{name}")
-    for name, text in [("description", info.description), ("instruction", info.instruction)]:
-        yield from _optional(name, text, f"{path}.{name}")
-    yield from _optional("web", info.web, f"{path}.web")
-    yield from _optional("contact", info.contact, f"{path}.contact")
     yield from (_pair("parameter", pair, f"{path}.parameter[{n}]") for n, pair in enumerate(info.parameters))
     yield from (_area(area, f"{path}.area[{n}]") for n, area in enumerate(info.areas))
 
