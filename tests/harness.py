@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,3 +160,27 @@ def accepted_entry(terminal: str, seq: int, priority: Priority = Priority.ROUTIN
         expires_at=None,
         receipt=False,
     )
+
+
+@dataclass
+class Inbox:
+    """What one simulated terminal received on its down topic."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        """Ids of the downlink messages in arrival order (repeats kept)."""
+        return [m["id"] for m in self.messages]
+
+
+@asynccontextmanager
+async def listening(settings: Settings, terminal: SimTerminal) -> AsyncIterator[Inbox]:
+    """``terminal`` connected and subscribed (QoS 2) to its down topic."""
+    inbox = Inbox()
+    client_id = f"{settings.topic_prefix}-{terminal.creds.terminal}-{uuid.uuid4().hex[:6]}"
+    client = MqttClient(url=settings.mqtt_url, client_id=client_id)
+    terminal.listen(client, on_message=inbox.messages.append, on_receipt=inbox.receipts.append)
+    async with client:
+        await client.subscribe(terminal.down_topic, qos=2)
+        yield inbox

@@ -6,10 +6,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,40 +15,14 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.exceptions import MessageRejected
 from gateway.links.geo import GeoProfile
-from gateway.mqtt import MqttClient
 from gateway.names import Keys
 from gateway.service import Gateway
-from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
 from protocols.envelope import MAX_BODY_BYTES, Kind, Position, Priority
 from protocols.errors import Reason
-from tests.harness import FAST_LINK, config_with, eventually, provision, running_gateway
+from tests.harness import FAST_LINK, config_with, eventually, listening, provision, running_gateway
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Inbox:
-    """What one simulated terminal received on its down topic."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    receipts: list[dict[str, Any]] = field(default_factory=list)
-
-    def ids(self) -> list[str]:
-        """Ids of the downlink messages in arrival order (repeats kept)."""
-        return [m["id"] for m in self.messages]
-
-
-@asynccontextmanager
-async def listening(settings: Settings, terminal: SimTerminal) -> AsyncIterator[Inbox]:
-    """``terminal`` connected and subscribed (QoS 2) to its down topic."""
-    inbox = Inbox()
-    client_id = f"{settings.topic_prefix}-{terminal.creds.terminal}-{uuid.uuid4().hex[:6]}"
-    client = MqttClient(url=settings.mqtt_url, client_id=client_id)
-    terminal.listen(client, on_message=inbox.messages.append, on_receipt=inbox.receipts.append)
-    async with client:
-        await client.subscribe(terminal.down_topic, qos=2)
-        yield inbox
 
 
 async def post(port: int, path: str, body: object) -> tuple[int, Any]:

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import xmlschema  # type: ignore[import-untyped]
+import xmlschema
 
 from gateway.alerts.sos import incident_alert
 from gateway.incidents import (
