@@ -8,6 +8,7 @@ alert is handled by one gateway). :meth:`run_incidents` is the incident worker, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -24,6 +25,7 @@ from gateway.alerts.topics import MqttAlertListener, MqttAlertSink
 from gateway.alerts.webhooks import WebhookDispatcher
 from gateway.api_alerts import EmergencyRoutes
 from gateway.counters import Counters
+from gateway.exceptions import TransientError
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
 from gateway.packing import frame_size
@@ -34,6 +36,8 @@ from protocols.record import Record, encode_record
 
 __all__ = ["Emergency", "text_room"]
 
+_WATCH_S = 1.0
+"""How often ingest's view of the terminals in distress is refreshed."""
 _MIN_TEXT = 32
 """Below this a downlink text says nothing useful; such a link carries alerts as fragments."""
 
@@ -97,6 +101,7 @@ class Emergency:
             max_text_bytes=text_bytes,
             counters=counters,
         )
+        self._in_distress: set[str] = set()
         self._log = logger or logging.getLogger("satgw.emergency")
 
     @property
@@ -131,3 +136,16 @@ class Emergency:
     async def run_incidents(self) -> None:
         """Apply incident events until cancelled (the relay role's task)."""
         await self.worker.run()
+
+    def in_distress(self, terminal: str) -> bool:
+        """Whether ``terminal`` had an active incident at the last refresh (ingest asks per message)."""
+        return terminal in self._in_distress
+
+    async def watch_distress(self, *, every_s: float = _WATCH_S) -> None:
+        """Refresh :meth:`in_distress` from Redis every ``every_s`` until cancelled (the ingest role's task)."""
+        while True:
+            try:
+                self._in_distress = await self.incidents.active_terminals()
+            except TransientError as exc:  # keep the last answer: lifting a little late is better than never
+                self._log.debug("terminals in distress not refreshed: %s", exc)
+            await asyncio.sleep(every_s)

@@ -17,6 +17,7 @@ counters and receipts stay exact.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -31,10 +32,11 @@ from gateway.mqtt import Inbound
 from gateway.names import Topics
 from gateway.presence import Presence
 from gateway.queue import Accepted, EnqueueOutcome, Queue
+from gateway.queue.trace import Rejection, Trace
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt, ReceiptKind, ReceiptSink
 from gateway.terminals import KeyCache, TerminalRecord
-from protocols.envelope import Message, Priority
+from protocols.envelope import Kind, Message, Priority
 from protocols.errors import DecodeError, Reason
 from protocols.frame import Record, encode_record
 from protocols.seal import Header, open_sealed, peek_header
@@ -83,6 +85,15 @@ class _Inbound:
     trust: _Trust = _Trust.NONE
 
 
+def _traceable(batch: _Batch) -> list[Rejection]:
+    """Refusals whose seal verified, so (terminal, seq) is authentic; replays are traced by the enqueue script."""
+    return [
+        Rejection(i.header.terminal, i.header.seq, exc.reason.value, receipt=i.header.receipt, at=i.received_at)
+        for i, exc in batch.rejected
+        if i.trust is _Trust.SEALED and i.header is not None
+    ]
+
+
 @dataclass(slots=True)
 class _Batch:
     items: list[_Inbound]
@@ -107,6 +118,9 @@ class Lane:
         clock: wall-clock time source (Unix seconds).
         presence: where per-terminal activity goes (last seen, position, counts); None for nowhere.
         rejection_lines_per_s: rejection log lines per reason and second; the rest are summarised.
+        in_distress: whether a terminal has an active SOS incident: its position reports then ride
+            in the distress class (and never expire).
+        trace: where refusals of authenticated messages are traced; None for nowhere.
     """
 
     def __init__(
@@ -126,6 +140,8 @@ class Lane:
         logger: logging.Logger | None = None,
         presence: Presence | None = None,
         rejection_lines_per_s: int = 10,
+        in_distress: Callable[[str], bool] = lambda terminal: False,
+        trace: Trace | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -146,6 +162,8 @@ class Lane:
         self._clock = clock
         self._log = logger or logging.getLogger(f"satgw.ingest.{name}")
         self._presence = presence
+        self._in_distress = in_distress
+        self._trace = trace
         self._rejection_log = logs.LogThrottle(logger=self._log, what="rejections", per_period=rejection_lines_per_s)
         self._buffer: list[_Inbound] = []
         self._in_flight = 0
@@ -229,6 +247,8 @@ class Lane:
             for item in items:
                 item.mqtt.ack()  # PUBACK: everything in this batch is now durable or refused
             self._report(batch, outcomes)
+            if self._trace is not None and (refused := _traceable(batch)):
+                await self._trace.rejected_many(refused)  # best effort: logs, never raises
         finally:
             self._in_flight -= len(items)
 
@@ -331,7 +351,16 @@ class Lane:
         over = self._quotas.take(message.terminal, message.priority) if self._quotas and not item.mqtt.dup else None
         if over is not None:
             raise _rejected(header, Reason.QUOTA_EXCEEDED, f"{message.terminal} is over its {over}")
-        return message
+        return self._lifted(message)
+
+    def _lifted(self, message: Message) -> Message:
+        """A position report of a terminal in distress, moved into the distress class."""
+        if message.kind is not Kind.POSITION or message.priority is Priority.DISTRESS:
+            return message
+        if not self._in_distress(message.terminal):
+            return message
+        self._counters.add("ingest.lifted_to_distress")
+        return dataclasses.replace(message, priority=Priority.DISTRESS, ttl=None)
 
     def _accepted(self, item: _Inbound) -> Accepted:
         message = item.message

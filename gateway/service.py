@@ -176,9 +176,9 @@ class Gateway:
         self._spawn(self._flush_stats_forever(), "stats")
         self._spawn(self.presence.flush_forever(), "presence")  # any role: an idle flush costs nothing
         self._start_history()
+        await self._start_emergency()
         if "ingest" in s.roles:
             await self._start_ingest()
-        await self._start_emergency()
         await self._start_http()
 
     async def _setup_storage(self) -> None:
@@ -250,6 +250,8 @@ class Gateway:
             "counters": self.counters,
             "quotas": Quotas(limits=self.config.quotas) if self.config.quotas else None,
             "presence": self.presence,
+            "in_distress": self.emergency.in_distress,
+            "trace": self.trace,
         }
         self.lanes = [
             Lane(name="sos", distress=True, max_batch=self.config.max_batch, **common),
@@ -290,6 +292,7 @@ class Gateway:
         if "relay" in s.roles:
             self._spawn(self.emergency.run_incidents(), "incidents")
         if "ingest" in s.roles:
+            self._spawn(self.emergency.watch_distress(), "incidents.watch")
             await self.emergency.listen_in()
 
     async def _start_http(self) -> None:
