@@ -196,6 +196,16 @@ class TestErrors:
             ("/api/v1/links", "get"),
             ("/api/v1/links/{name}/pause", "post"),
             ("/api/v1/links/{name}/resume", "post"),
+            ("/api/v1/links/{name}/timeline", "get"),
+            ("/api/v1/history", "get"),
+            ("/api/v1/messages/{message_id}", "get"),
+            ("/api/v1/terminals/{terminal}/messages/{seq}", "get"),
+            ("/api/v1/terminals/{terminal}/messages", "post"),
+            ("/api/v1/incidents", "get"),
+            ("/api/v1/incidents/{incident_id}", "get"),
+            ("/api/v1/incidents/{incident_id}/ack", "post"),
+            ("/api/v1/incidents/{incident_id}/close", "post"),
+            ("/api/v1/alerts", "post"),
         }
         assert "StatusOut" in schema["components"]["schemas"]
 
