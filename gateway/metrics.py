@@ -51,6 +51,8 @@ class LinkSample:
     """Share of the ceiling window used by each class and less urgent ones."""
     share: Mapping[str, float] = field(default_factory=dict)
     """The configured ceiling of each class that has one."""
+    next_view_in: float | None = None
+    """Seconds until a satellite is next in view (0 while one is; None if the link cannot tell)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +274,14 @@ def _link_families(links: Sequence[LinkSample]) -> Iterator[Metric]:
     share = GaugeMetricFamily(
         "satgw_link_capacity_share_ratio", "The class's configured ceiling share, by link.", labels=["link", "class"]
     )
+    view = GaugeMetricFamily(
+        "satgw_link_next_pass_seconds",
+        "Seconds until the link next has a satellite in view (0 while it has one; LEO: the next pass), by link.",
+        labels=["link"],
+    )
     for link in links:
+        if link.next_view_in is not None:
+            view.add_metric([link.name], link.next_view_in)
         in_flight.add_metric([link.name], link.in_flight)
         paused.add_metric([link.name], 1 if link.paused else 0)
         for label, seconds in link.ready_in.items():
@@ -283,7 +292,7 @@ def _link_families(links: Sequence[LinkSample]) -> Iterator[Metric]:
             used.add_metric([link.name, label], value)
         for label, value in link.share.items():
             share.add_metric([link.name, label], value)
-    yield from (in_flight, paused, ready, capacity, used, share)
+    yield from (in_flight, paused, ready, capacity, used, share, view)
 
 
 def _mqtt_families(clients: Sequence[MqttSample]) -> Iterator[Metric]:

@@ -32,6 +32,7 @@ from gateway.ceilings import Ceilings, Shares
 from gateway.counters import Counters
 from gateway.exceptions import TransientError
 from gateway.links.base import Link
+from gateway.links.timeline import timeline
 from gateway.metrics import LinkSample, Metrics, MqttSample, Scrape
 from gateway.presence import DUPLICATES, UNAUTHENTICATED
 from gateway.queue import DeadLetter, Depth, Entry, Queue
@@ -42,7 +43,10 @@ from protocols.envelope import Priority
 from protocols.errors import DecodeError
 from protocols.record import decode_record
 
-__all__ = ["LinkHandle", "Operations", "TerminalOrder"]
+__all__ = ["LinkHandle", "Operations", "TerminalOrder", "next_view_in"]
+
+_VIEW_HORIZON_S = 86_400.0
+"""How far ahead the next pass is looked for."""
 
 TerminalOrder = Literal["terminal", "last_seen"]
 """How a terminal list is sorted: by id, or most recently seen first (never seen last)."""
@@ -200,7 +204,7 @@ class Operations:
             depths = await self.queue.depths()
         except TransientError:
             depths = None  # still expose the rest, with satgw_redis_up 0
-        links = [_link_sample(h) for h in self.links]
+        links = [_link_sample(h, self.clock()) for h in self.links]
         mqtt = [
             MqttSample(client=name, connected=bool(c.connected), reconnects=int(getattr(c, "reconnects", 0)))
             for name, c in self.mqtt().items()
@@ -230,7 +234,7 @@ class Operations:
         )
 
     def _link_json(self, handle: LinkHandle) -> LinkOut:
-        sample = _link_sample(handle)
+        sample = _link_sample(handle, self.clock())
         prefix = f"link.{handle.name}."
         counts = {n.removeprefix(prefix): v for n, v in self.counters.snapshot().items() if n.startswith(prefix)}
         capacity = None
@@ -255,7 +259,7 @@ def _state(sample: LinkSample) -> LinkState:
     return "waiting" if sample.ready_in.get(Priority.ROUTINE.label, 0.0) > 0 else "ready"
 
 
-def _link_sample(handle: LinkHandle) -> LinkSample:
+def _link_sample(handle: LinkHandle, now: float) -> LinkSample:
     used: dict[str, float] = {}
     share: dict[str, float] = {}
     if handle.ceilings is not None and handle.shares is not None:
@@ -270,7 +274,16 @@ def _link_sample(handle: LinkHandle) -> LinkSample:
         capacity_per_hour=handle.capacity_per_hour,
         used=used,
         share=share,
+        next_view_in=next_view_in(handle.link, now),
     )
+
+
+def next_view_in(link: Link, now: float) -> float | None:
+    """Seconds from ``now`` until ``link`` next has a satellite in view within a day; None if it cannot tell."""
+    spans = [s for s in timeline(link, now, now + _VIEW_HORIZON_S) if s.kind in ("pass", "in_view")]
+    if not spans:
+        return None
+    return round(max(0.0, min(s.start for s in spans) - now), 3)
 
 
 def _terminals_json(summary: PresenceSummary) -> TerminalsOut:

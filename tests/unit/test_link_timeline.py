@@ -17,6 +17,7 @@ from gateway.links.outages import REMEMBERED, OutagePlan, Outages, Window
 from gateway.links.rdss_serial import RdssTerminalLink, SerialPort, TerminalOptions
 from gateway.links.sbd import SbdProfile
 from gateway.links.timeline import HasTimeline, Span, busy_spans, pass_span, timeline
+from gateway.operations import next_view_in
 from gateway.sim.rdss_terminal import EmulatedCard, RdssTerminalEmulator
 from protocols.envelope import Priority
 from tests.unit.link_helpers import RecordingSink
@@ -229,3 +230,22 @@ class TestRdssTerminal:
                     Span(kind="in_view", start=now, end=now + 10.0, label="beam usable"),
                     Span(kind="interval", start=now, end=now + link.ready_in(Priority.ROUTINE), label="card"),
                 ]
+
+
+class TestNextView:
+    def test_next_pass_is_the_first_pass_ahead_or_zero_inside_one(self, clock: SimClock, sink: RecordingSink) -> None:
+        """The next-pass figure of /metrics: seconds to the next LEO pass, 0 during one, 0 for a GEO link."""
+        link = leo().build(sink=sink, clock=clock)
+        first = next(s for s in timeline(link, T0, T0 + 24 * HOUR) if s.kind == "pass")
+        before = first.start - 100.0
+        assert next_view_in(link, before) == pytest.approx(100.0, abs=0.01)
+        assert next_view_in(link, first.start + 1.0) == 0.0
+        assert next_view_in(geo().build(sink=sink, clock=clock), T0) == 0.0
+
+    def test_a_link_that_cannot_tell_has_no_figure(self) -> None:
+        """A scripted test link has no next pass at all (the gauge is left out)."""
+
+        async def never(frame: bytes, priority: Priority) -> object:
+            raise AssertionError("not called")
+
+        assert next_view_in(MockLink(never), T0) is None  # type: ignore[arg-type]

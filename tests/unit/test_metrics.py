@@ -118,6 +118,7 @@ class TestMetrics:
             capacity_per_hour=120.0,
             used={"routine": 0.25},
             share={"routine": 0.5},
+            next_view_in=95.5,
         )
         scrape = Scrape(depths=depths, links=[link], mqtt=[MqttSample("publisher", True, 3)], backlog=7)
         got = _samples(metrics.render(scrape))
@@ -136,6 +137,7 @@ class TestMetrics:
         assert got[("satgw_link_capacity_used_ratio", (("class", "routine"), ("link", "geo")))] == 0.25
         assert got[("satgw_link_capacity_share_ratio", (("class", "routine"), ("link", "geo")))] == 0.5
         assert got[("satgw_mqtt_reconnects_total", (("client", "publisher"),))] == 3
+        assert got[("satgw_link_next_pass_seconds", (("link", "geo"),))] == 95.5
 
     def test_redis_down_still_renders_the_rest(self) -> None:
         """Without depths (Redis failed) the scrape says redis_up 0 and still exposes the counters."""
