@@ -54,7 +54,7 @@ lint: venv
 	@failed=0; \
 	$(BIN)/ruff check . || failed=1; \
 	$(BIN)/ruff format --check . || failed=1; \
-	$(BIN)/mypy --strict gateway protocols || failed=1; \
+	$(BIN)/mypy --strict gateway protocols bench || failed=1; \
 	scripts/lint-deploy.sh || failed=1; \
 	exit $$failed
 

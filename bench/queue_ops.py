@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import uuid4
 
 import redis as redis_py
@@ -66,8 +68,8 @@ async def run_xadd(redis: Redis, keys: Keys, batches: list[list[Accepted]]) -> N
     for batch in batches:
         pipe = redis.pipeline(transaction=False)
         for a in batch:
-            fields = {"id": a.message_id, "t": a.terminal, "s": a.seq, "r": b"1", "rx": repr(a.received_at)}
-            pipe.xadd(stream, {**fields, "x": repr(a.expires_at), "m": a.record})
+            fields: dict[Any, Any] = {"id": a.message_id, "t": a.terminal, "s": a.seq, "r": b"1"}
+            pipe.xadd(stream, {**fields, "rx": repr(a.received_at), "x": repr(a.expires_at), "m": a.record})
         await pipe.execute()
 
 
@@ -170,9 +172,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    runner = uvloop.run if uvloop else asyncio.run
+    runner: Callable[..., object] = asyncio.run
+    with contextlib.suppress(ImportError):
+        from uvloop import run as runner
     runner(main(parse(sys.argv[1:])))

@@ -73,7 +73,8 @@ class _Base:
     label = "?"
 
     def __init__(self, *, services: Services) -> None:
-        self.prefix = f"bench{uuid4().hex[:10]}"
+        # SATGW_BENCH_TAG lets a caller (the smoke test) tell its runs' keys from a concurrent bench's.
+        self.prefix = f"bench{os.environ.get('SATGW_BENCH_TAG', '')}{uuid4().hex[:10]}"
         self.keys, self.topics = Keys(self.prefix), Topics(self.prefix)
         self._services = services
         self._redis = services.redis

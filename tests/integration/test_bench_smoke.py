@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from redis.asyncio import Redis
@@ -27,15 +28,20 @@ _MESSAGES = 2000
 _CLI = "import sys; from gateway.cli import main; sys.exit(main())"
 
 
+_TAG = f"smoke{uuid.uuid4().hex[:6]}"
+"""Marks this test's bench keys, so a bench running meanwhile cannot fail the clean-up check."""
+
+
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SATGW_")}
     env["SATGW_REDIS_URL"] = REDIS_URL
+    env["SATGW_BENCH_TAG"] = _TAG
     argv = [sys.executable, "-c", _CLI, "bench", "ingest", "--messages", str(_MESSAGES), "--runs", "1", *args]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 async def _bench_keys(redis: Redis) -> list[bytes]:
-    return [key async for key in redis.scan_iter(match="{bench*", count=1000)]
+    return [key async for key in redis.scan_iter(match="{bench" + _TAG + "*", count=1000)]
 
 
 class TestBenchIngest:
