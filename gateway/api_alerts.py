@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from gateway.alerts.inbound import AlertIntake
+from gateway.alerts.webhooks import WebhookDispatcher
 from gateway.incidents import Incident, OperatorAction, OperatorEvent
 from gateway.queue.incidents import IncidentStore
 from protocols import cap
@@ -41,6 +42,28 @@ class EmergencyRoutes:
 
     incidents: IncidentStore
     intake: AlertIntake
+    webhooks: WebhookDispatcher
+
+
+class DeadDeliveryOut(BaseModel):
+    """A delivery the gateway gave up on."""
+
+    dead_id: str
+    endpoint: str
+    reason: str = Field(description="refused (a 3xx/4xx retrying cannot fix), max_attempts or malformed")
+    status: int | None
+    attempts: int
+    error: str
+    dead_at: float
+    key: str = Field(description="the alert's idempotency key (its CAP identifier)")
+    kind: str
+
+
+class DeliveriesOut(BaseModel):
+    """Where alert deliveries to webhooks stand."""
+
+    pending: dict[str, int] = Field(description="endpoint → deliveries not settled yet")
+    dead: list[DeadDeliveryOut] = Field(description="the oldest dead deliveries (given up on)")
 
 
 class PositionOut(BaseModel):
@@ -112,6 +135,7 @@ def add_emergency_routes(app: FastAPI, routes: EmergencyRoutes) -> None:
     """Register the incident and CAP-in routes on ``app``."""
     _add_incidents(app, routes.incidents)
     _add_alerts_in(app, routes.intake)
+    _add_deliveries(app, routes.webhooks)
 
 
 def _add_incidents(app: FastAPI, store: IncidentStore) -> None:
@@ -212,3 +236,37 @@ async def _read_capped(request: Request) -> bytes:
         if len(data) > _MAX_BODY:
             raise HTTPException(413, f"alert larger than {_MAX_BODY} bytes")
     return data
+
+
+def _add_deliveries(app: FastAPI, webhooks: WebhookDispatcher) -> None:
+    dead_id = Path(pattern=r"^\d{1,20}-\d{1,20}$", description="the dead delivery's id, as listed")
+
+    @app.get("/api/v1/alerts/deliveries", response_model=DeliveriesOut, tags=["alerts"])
+    async def deliveries(limit: int = Query(100, ge=1, le=1000)) -> DeliveriesOut:
+        """Pending alert deliveries per webhook endpoint, and the oldest dead ones."""
+        dead = [
+            DeadDeliveryOut(
+                dead_id=d.dead_id,
+                endpoint=d.endpoint,
+                reason=d.reason,
+                status=d.status,
+                attempts=d.attempts,
+                error=d.error,
+                dead_at=d.dead_at,
+                key=d.key,
+                kind=d.kind,
+            )
+            for d in await webhooks.dead(count=limit)
+        ]
+        return DeliveriesOut(pending=await webhooks.pending(), dead=dead)
+
+    @app.post(
+        "/api/v1/alerts/deliveries/{dead_id}/requeue",
+        tags=["alerts"],
+        responses={404: {"description": "no such dead delivery"}},
+    )
+    async def requeue(dead_id: str = dead_id) -> dict[str, str]:
+        """Try a dead delivery again, from a fresh attempt count."""
+        if not await webhooks.requeue_dead(dead_id):
+            raise HTTPException(404, f"no dead delivery {dead_id}")
+        return {"requeued": dead_id}

@@ -107,7 +107,7 @@ class Emergency:
     @property
     def routes(self) -> EmergencyRoutes:
         """What the HTTP routes need."""
-        return EmergencyRoutes(incidents=self.incidents, intake=self.intake)
+        return EmergencyRoutes(incidents=self.incidents, intake=self.intake, webhooks=self.webhooks)
 
     async def __aenter__(self) -> Self:
         try:

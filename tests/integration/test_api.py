@@ -206,6 +206,8 @@ class TestErrors:
             ("/api/v1/incidents/{incident_id}/ack", "post"),
             ("/api/v1/incidents/{incident_id}/close", "post"),
             ("/api/v1/alerts", "post"),
+            ("/api/v1/alerts/deliveries", "get"),
+            ("/api/v1/alerts/deliveries/{dead_id}/requeue", "post"),
         }
         assert "StatusOut" in schema["components"]["schemas"]
 

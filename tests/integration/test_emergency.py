@@ -166,6 +166,31 @@ class TestSosLifecycle:
             assert "closed" in again.json()["error"]
 
 
+class TestDeliveries:
+    async def test_refused_delivery_is_listed_dead_and_requeued(self, settings: Settings) -> None:
+        """A webhook that refuses (400) leaves the alert dead in the API; requeued, it is delivered."""
+        terminal = await provision(settings, "SOS003")
+        async with Receiver(lambda request, index: Answer(status=400 if index == 0 else 200)) as rcc:
+            hook = WebhookEndpoint(name="rcc", url=rcc.url, secret=SECRET)
+            async with running_gateway(settings, config_with(webhooks=(hook,))) as gw, http(gw) as api:
+                await send(settings, terminal, priority=Priority.DISTRESS, kind=Kind.SOS, text="help")
+
+                async def dead() -> list[dict[str, Any]]:
+                    found: list[dict[str, Any]] = (await api.get("/api/v1/alerts/deliveries")).json()["dead"]
+                    return found
+
+                (gone,) = await until(dead, what="a dead delivery")
+                assert gone["endpoint"] == "rcc"
+                assert gone["status"] == 400
+                assert gone["reason"] == "refused"
+                assert (await api.post("/api/v1/alerts/deliveries/1-1/requeue")).status_code == 404
+                again = await api.post(f"/api/v1/alerts/deliveries/{gone['dead_id']}/requeue")
+                assert again.status_code == 200
+                await rcc.wait_for(lambda: len(rcc.keys()) == 1, timeout=10, what="the requeued alert")
+                assert rcc.keys() == [gone["key"]]
+                assert (await api.get("/api/v1/alerts/deliveries")).json() == {"pending": {"rcc": 0}, "dead": []}
+
+
 async def _when(api: httpx.AsyncClient, incident: str, check: Any) -> dict[str, Any] | None:
     """The incident once ``check`` holds for it, else None."""
     found: dict[str, Any] = (await api.get(f"/api/v1/incidents/{incident}")).json()
