@@ -85,6 +85,20 @@ function drawOpenDistress(open) {
   fill($("distress-open"), rows, "None.", 7);
 }
 
+function drawIncidents(incidents) {
+  const active = incidents.filter((i) => i.state === "open" || i.state === "acknowledged");
+  const rows = active.map((i) => row([
+    cell(i.id, false, "id"),
+    cell(i.terminal, false, "terminal"),
+    cell(i.state, false, "state"),
+    cell(age(i.age_s), true, "age_s", i.age_s),
+    cell(i.position ? `${i.position.lat}, ${i.position.lon}` : "none", false, "position"),
+    cell(i.nature || "–", false, "nature"),
+    cell(String(i.alerts.length), true, "alerts", i.alerts.length),
+  ], i.id));
+  fill($("incidents"), rows, "None.", 7);
+}
+
 function drawDistress(status, dead) {
   const q = status.queues.distress;
   const open = q.depth + q.pending;
@@ -372,17 +386,19 @@ async function getJson(path) {
 
 async function poll() {
   try {
-    const [status, links, dead, open, recent] = await Promise.all([
+    const [status, links, dead, open, recent, incidents] = await Promise.all([
       getJson("/api/v1/status"),
       getJson("/api/v1/links"),
       getJson(`/api/v1/dead?limit=${DEAD_LIMIT}`),
       getJson(`/api/v1/distress?limit=${DEAD_LIMIT}`),
       getJson(historyPath()),
+      getJson(`/api/v1/incidents?limit=${DEAD_LIMIT}`),
     ]);
     drawHeader(status);
     drawTerminals(status);
     drawDistress(status, dead);
     drawOpenDistress(open);
+    drawIncidents(incidents);
     drawQueues(status);
     drawThroughput(status);
     drawRejected(status);

@@ -64,6 +64,7 @@ _READ_PAGE = """() => {
     throughput: rows("throughput"),
     rejected: rows("rejected"),
     open: rows("distress-open"),
+    incidents: rows("incidents"),
     distress: {depth: text("distress-depth"), pending: text("distress-pending"),
                open: document.getElementById("distress").dataset.open, summary: text("distress-summary")},
   };
@@ -263,6 +264,27 @@ class TestInBrowser:
         assert (cells["terminal"], cells["seq"], cells["body"]) == ("T000042", str(sos.seq), "sos")
         assert cells["position"] == "12.5, -3.25"
         assert float(cells["age_s"]) >= 0
+
+    async def test_an_sos_that_reached_the_ground_shows_as_an_open_incident(
+        self, settings: Settings, gateway: Gateway, base: str, page: Page
+    ) -> None:
+        """An SOS delivered over the link opens an incident, which the board lists with its state and position."""
+        await _load(page, base)
+        terminal = await provision(settings, "T000043")
+        client_id = f"{settings.topic_prefix}-pub-{uuid.uuid4().hex[:6]}"
+        async with MqttClient(url=settings.mqtt_url, client_id=client_id) as pub:
+            sos = terminal.message(
+                priority=Priority.DISTRESS, kind=Kind.SOS, text="man overboard", position=Position(31.25, 121.5)
+            )
+            await terminal.publish(pub, sos)
+        await _until(page, "() => document.getElementById('incidents').rows[0].dataset.key !== undefined")
+        [entry] = (await page.evaluate(_READ_PAGE))["incidents"]
+        cells = {k: v["text"] for k, v in entry["cells"].items()}
+        [incident] = await _get_json(base + "/api/v1/incidents")
+        assert entry["key"] == incident["id"] == f"T000043-{sos.seq}"
+        assert (cells["terminal"], cells["state"], cells["nature"]) == ("T000043", "open", "man overboard")
+        assert cells["position"] == "31.25, 121.5"
+        assert int(cells["alerts"]) == len(incident["alerts"]) == 1
 
     async def test_throughput_and_rejections_equal_the_counters(
         self, settings: Settings, gateway: Gateway, base: str, page: Page
