@@ -134,7 +134,7 @@ async def _provision(registry: Registry, settings: Settings, topics: Topics, ind
 def _observe(observer: MqttClient, topics: Topics, tally: _Tally) -> None:
     def on_delivered(message: Inbound) -> None:
         delivery = json.loads(message.payload)
-        if delivery["id"] not in tally.delivered and delivery["priority"] == Priority.DISTRESS.label:
+        if delivery["id"] not in tally.delivered and delivery["kind"] == Kind.SOS.value:
             tally.to_acknowledge.put_nowait(delivery["terminal"])
         tally.delivered.setdefault(delivery["id"], time.time())
         message.ack()
@@ -263,6 +263,12 @@ def _report(tally: _Tally) -> int:
     rejected = {k.split(".", 1)[1]: v for k, v in tally.counters.items() if k.startswith("rejected.")}
     print(f"\nbad input sent on purpose: {tally.bad_sent} (forged SOS, garbage, replay); gateway rejected: {rejected}")
     print("receipts seen by terminals: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.receipts.items())))
+    lifted = tally.counters.get("ingest.lifted_to_distress", 0)
+    alerts = {k.rsplit(".", 1)[1]: v for k, v in tally.counters.items() if k.startswith("incidents.alerts.")}
+    print(
+        f"SOS incidents: CAP alerts {alerts or 'none'}; {lifted} position reports of terminals in distress "
+        "rode in the distress class (so 'accepted' counts them there)"
+    )
     lost_total += _report_down(tally)
     print(f"lost: {lost_total}" + ("" if lost_total == 0 else "  <-- something went wrong"))
     return 0 if lost_total == 0 else 1
