@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from gateway.exceptions import GatewayError
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
 from gateway.queue import Queue, Stats
+from gateway.queue.incidents import IncidentStore
+from gateway.queue.presence import PresenceStore
 from gateway.queue.trace import Trace
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
@@ -33,6 +36,10 @@ from protocols.seal import new_key
 __all__ = ["main"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_STATUS_RECENT = 5
+"""Terminals most recently seen that `satgw status` lists."""
+_STATUS_INCIDENTS = 100
+"""Incidents `satgw status` reads (newest first) to show the active ones."""
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -247,21 +254,30 @@ async def _terminal_send(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    settings, _ = config.load()
+    settings, gateway_config = config.load()
+    now = time.time()
     async with Redis.from_url(settings.redis_url) as redis:
         keys = Keys(settings.topic_prefix)
         queue = Queue(redis=redis, keys=keys, consumer="status")
         await queue.setup()  # idempotent; before the first `satgw run` the streams do not exist yet
         depths = await queue.depths()
         counters = await Stats(redis=redis, keys=keys).read()
+        presence = await PresenceStore(redis=redis, keys=keys).summary(
+            now=now, window_s=gateway_config.online_window_s, recent=_STATUS_RECENT
+        )
+        incidents = await IncidentStore(redis=redis, keys=keys, consumer="status").list(limit=_STATUS_INCIDENTS)
+    active = [i for i in incidents if i.state.active]
     if args.json:
         queues = {
             d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths
         }
-        print(json.dumps({"queues": queues, "counters": counters}))
+        terminals = status_view.terminals_json(presence, now=now)
+        sos = [json.loads(i.to_json()) for i in active]
+        print(json.dumps({"queues": queues, "counters": counters, "terminals": terminals, "incidents": sos}))
         return 0
     color = status_view.use_color(args.color, isatty=sys.stdout.isatty(), environ=os.environ)
-    print(status_view.render(status_view.summarize(depths, counters), color=color))
+    summary = status_view.summarize(depths, counters, presence, now=now, incidents=active)
+    print(status_view.render(summary, color=color))
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.incidents import Incident, IncidentState
 from gateway.queue import Depth
 from gateway.queue.presence import PresenceSummary, TerminalPresence
 from protocols.envelope import Priority
@@ -106,6 +107,9 @@ class Summary:
     other: dict[str, int]
     """Every other counter (ingest, ground, receipts), by name."""
     terminals: Terminals | None = None
+    incidents: tuple[Incident, ...] = ()
+    """Active SOS incidents, newest first."""
+    now: float = 0.0
 
     @property
     def distress(self) -> ClassRow | None:
@@ -119,6 +123,7 @@ def summarize(
     terminals: PresenceSummary | None = None,
     *,
     now: float = 0.0,
+    incidents: Sequence[Incident] = (),
 ) -> Summary:
     """Sort ``depths`` (from ``Queue.depths``), ``counters`` (from ``Stats.read``) and ``terminals`` into a
     :class:`Summary`; ``now`` (Unix seconds) dates the terminals' last seen."""
@@ -144,7 +149,8 @@ def summarize(
     other = {name: counters[name] for name in sorted(counters) if name not in used}
     by_count = dict(sorted(rejected.items(), key=lambda item: (-item[1], item[0])))
     view = None if terminals is None else _terminals(terminals, now)
-    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other, view)
+    active = tuple(i for i in incidents if i.state.active)
+    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other, view, active, now)
 
 
 def _terminals(summary: PresenceSummary, now: float) -> Terminals:
@@ -180,6 +186,7 @@ def render(summary: Summary, *, color: bool) -> str:
     """The status as text: distress line, class table, links, rejections, other counters; ANSI only if ``color``."""
     sections = [
         [_distress_line(summary.distress, color)],
+        _incident_table(summary.incidents, summary.now, color),
         _class_table(summary.classes, color),
         _link_table(summary.links, color),
         _rejected_table(summary.rejected, color),
@@ -233,6 +240,24 @@ def _distress_line(row: ClassRow | None, color: bool) -> str:
         f"oldest {format_age(row.oldest_age_s)}"
     )
     return _paint(text, _ALARM, color)
+
+
+def _incident_table(incidents: Sequence[Incident], now: float, color: bool) -> list[str]:
+    if not incidents:
+        return []
+    body = [
+        [
+            (i.id, _ALARM if i.state is IncidentState.OPEN else _WARN),
+            (i.state.value, _ALARM if i.state is IncidentState.OPEN else _WARN),
+            (format_age(now - i.opened_at), ""),
+            ("-" if i.position is None else f"{i.position.lat:.5f},{i.position.lon:.5f}", ""),
+            (i.nature or "-", ""),
+            (str(len(i.alerts)), ""),
+        ]
+        for i in incidents
+    ]
+    title = _paint(f"!! SOS INCIDENTS ACTIVE: {len(incidents)}", _ALARM, color)
+    return [title, *_table(["incident", "state", "age", "position", "emergency", "CAP alerts"], body, color)]
 
 
 def _class_table(rows: Sequence[ClassRow], color: bool) -> list[str]:

@@ -43,11 +43,11 @@ class TestStatusTable:
         assert _without_ages(ANSI.sub("", coloured)) == _without_ages(plain)
 
     async def test_json_never_coloured(self, prefix: str) -> None:
-        """``--json --color always`` still prints plain JSON with queues and counters."""
+        """``--json --color always`` still prints plain JSON with queues, counters, terminals and incidents."""
         await _queue_some(prefix)
         out = (await ok(prefix, "status", "--json", "--color", "always")).out
         assert "\x1b" not in out
-        assert set(json.loads(out)) == {"queues", "counters"}
+        assert set(json.loads(out)) == {"queues", "counters", "terminals", "incidents"}
 
 
 class TestLogFormat:

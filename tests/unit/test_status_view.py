@@ -6,10 +6,11 @@ import re
 
 import pytest
 
+from gateway.incidents import AlertRef, Incident, IncidentState
 from gateway.queue import Depth
 from gateway.queue.presence import Fix, PresenceSummary, TerminalPresence
 from gateway.status_view import format_age, render, summarize, terminals_json, use_color
-from protocols.envelope import Priority
+from protocols.envelope import Position, Priority
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 RED = "\x1b[1;31m"
@@ -217,3 +218,33 @@ class TestColourChoice:
 def test_format_age(seconds: float | None, text: str) -> None:
     """Ages read short: seconds with a tenth, then minutes, hours and days with the next unit."""
     assert format_age(seconds) == text
+
+
+class TestIncidents:
+    @staticmethod
+    def incident(state: IncidentState) -> Incident:
+        return Incident(
+            id="T7-3",
+            terminal="T7",
+            state=state,
+            opened_at=1000.0,
+            updated_at=1100.0,
+            nature="fire aboard",
+            position=Position(30.5, 122.25),
+            alerts=(AlertRef("satgw.n1.T7-3.1", 1000.0, "Alert"),),
+        )
+
+    def test_active_incidents_come_right_after_the_distress_line_in_red(self) -> None:
+        """An open SOS incident is announced in red near the top with its state, age, position and alerts."""
+        summary = summarize(depths(), COUNTERS, now=1300.0, incidents=[self.incident(IncidentState.OPEN)])
+        text = render(summary, color=True)
+        lines = ANSI.sub("", text).splitlines()
+        assert lines[2] == "!! SOS INCIDENTS ACTIVE: 1"
+        assert lines[3].split() == ["incident", "state", "age", "position", "emergency", "CAP", "alerts"]
+        assert lines[4].split() == ["T7-3", "open", "5m00s", "30.50000,122.25000", "fire", "aboard", "1"]
+        assert f"{RED}!! SOS INCIDENTS ACTIVE: 1" in text
+
+    def test_finished_incidents_are_not_shown(self) -> None:
+        """Closed and cancelled incidents leave no incident table."""
+        ended = [self.incident(IncidentState.CLOSED), self.incident(IncidentState.CANCELLED)]
+        assert "SOS INCIDENTS" not in render(summarize(depths(), COUNTERS, incidents=ended), color=False)
