@@ -109,12 +109,13 @@ def map_redis_errors(context: str) -> Iterator[None]:
         raise QueueUnavailable(f"{context}: Redis refused ({exc})") from exc
 
 
-def stop_if_cancelling(exc: BaseException) -> None:
+def stop_if_cancelling(exc: BaseException | None = None) -> None:
     """Raise ``CancelledError`` if the running task is being cancelled.
 
     Python 3.11's ``asyncio.timeout`` (used by redis-py) can turn a cancellation that races a
-    timeout into ``TimeoutError``, which reaches us as a :class:`TransientError`; a retry loop
-    that catches it must call this first, or the task never stops.
+    timeout into ``TimeoutError``, which redis-py may even retry away; a loop that runs until
+    cancelled calls this each round (and a retry loop on catching a :class:`TransientError`),
+    or the task never stops.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():

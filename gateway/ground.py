@@ -46,10 +46,10 @@ __all__ = ["Ground", "delivery_json", "downlink_json"]
 _RETRY_S = 0.2
 
 
-def delivery_json(record: Record, *, link: str, delivered_at: float) -> bytes:
-    """The JSON an application receives on ``{prefix}/delivered/{terminal}``."""
+def _message_fields(record: Record) -> dict[str, object]:
+    """What both directions' documents say of the message itself."""
     m = record.message
-    body = {
+    return {
         "id": message_id(m.terminal, m.seq),
         "terminal": m.terminal,
         "seq": m.seq,
@@ -58,12 +58,17 @@ def delivery_json(record: Record, *, link: str, delivered_at: float) -> bytes:
         "body": m.body,
         "position": None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon},
         "ttl": m.ttl,
-        "ts": m.ts,
-        "received_at": record.received_at,
-        "delivered_at": delivered_at,
-        "link": link,
     }
+
+
+def _encode(body: dict[str, object]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def delivery_json(record: Record, *, link: str, delivered_at: float) -> bytes:
+    """The JSON an application receives on ``{prefix}/delivered/{terminal}``."""
+    times = {"ts": record.message.ts, "received_at": record.received_at, "delivered_at": delivered_at}
+    return _encode({**_message_fields(record), **times, "link": link})
 
 
 def downlink_json(record: Record, *, link: str, delivered_at: float) -> bytes:
@@ -73,22 +78,8 @@ def downlink_json(record: Record, *, link: str, delivered_at: float) -> bytes:
     gateway's messages to this terminal, ``queued_at`` is when the gateway took the message in,
     ``at`` when it came off the link.
     """
-    m = record.message
-    body = {
-        "down": "message",
-        "id": message_id(m.terminal, m.seq),
-        "terminal": m.terminal,
-        "seq": m.seq,
-        "priority": m.priority.label,
-        "kind": m.kind.value,
-        "body": m.body,
-        "position": None if m.position is None else {"lat": m.position.lat, "lon": m.position.lon},
-        "ttl": m.ttl,
-        "queued_at": record.received_at,
-        "at": delivered_at,
-        "link": link,
-    }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    times = {"queued_at": record.received_at, "at": delivered_at}
+    return _encode({"down": "message", **_message_fields(record), **times, "link": link})
 
 
 class Ground:

@@ -51,6 +51,7 @@ from gateway.terminals import KeyCache, Registry
 __all__ = ["Gateway", "MqttReceipts", "version"]
 
 _DRAIN_TIMEOUT_S = 10.0
+_CANCEL_TIMEOUT_S = 5.0
 _STATS_EVERY_S = 1.0
 
 
@@ -368,7 +369,9 @@ class Gateway:
         await asyncio.sleep(0.2)  # let the ground publisher take what the last frames delivered
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=_CANCEL_TIMEOUT_S)
+        for task in stuck:  # a library that swallowed the cancellation must not keep the process up
+            self._log.warning("task %s did not stop within %.0f s; leaving it", task.get_name(), _CANCEL_TIMEOUT_S)
         await self.presence.flush()  # what the last batches did; a kill -9 loses at most one interval
         await self._flush_stats()
         await self._stack.aclose()

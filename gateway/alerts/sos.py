@@ -39,7 +39,8 @@ from protocols.envelope import Kind, Position, Priority
 __all__ = ["DownlinkSender", "IncidentWorker", "incident_alert"]
 
 _BATCH = 50
-_BLOCK_MS = 1000
+_POLL_S = 0.2
+"""How long the worker waits when no event is pending (an SOS reaches rescue centres this much later at most)."""
 _RETRY_S = 0.5
 
 
@@ -102,9 +103,13 @@ class IncidentWorker:
     async def run(self) -> None:
         """Apply events until cancelled; Redis or sink failures are retried, never skipped."""
         while True:
+            stop_if_cancelling()
             try:
-                for entry in await self._store.read(count=_BATCH, block_ms=_BLOCK_MS):
+                entries = await self._store.read(count=_BATCH)
+                for entry in entries:
                     await self.apply(entry)
+                if not entries:
+                    await asyncio.sleep(_POLL_S)
             except TransientError as exc:
                 stop_if_cancelling(exc)
                 self._log.warning("incident events: %s; retrying", exc)

@@ -71,16 +71,19 @@ class IncidentStore:
             raw = await self._redis.xadd(self._keys.incident_events, fields)
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
-    async def read(self, *, count: int, block_ms: int) -> list[EventEntry]:
-        """This consumer's unacknowledged events first (after a crash), then new ones."""
-        with map_redis_errors("read incident events"):
-            own = await self._xread("0", count, None)
-            return own or await self._xread(">", count, block_ms)
+    async def read(self, *, count: int) -> list[EventEntry]:
+        """This consumer's unacknowledged events first (after a crash), then new ones; never waits in Redis.
 
-    async def _xread(self, start: str, count: int, block_ms: int | None) -> list[EventEntry]:
-        reply: Any = await self._redis.xreadgroup(
-            GROUP, self._consumer, {self._keys.incident_events: start}, count=count, block=block_ms
-        )
+        A server-side blocking read would hold a connection, and redis-py can swallow a cancellation
+        that lands during one; callers poll instead (events are rare).
+        """
+        with map_redis_errors("read incident events"):
+            own = await self._xread("0", count)
+            return own or await self._xread(">", count)
+
+    async def _xread(self, start: str, count: int) -> list[EventEntry]:
+        streams: dict[Any, Any] = {self._keys.incident_events: start}
+        reply: Any = await self._redis.xreadgroup(GROUP, self._consumer, streams, count=count)
         entries = reply[0][1] if reply else []
         return [EventEntry(_text(sid), fields) for sid, fields in entries if fields]
 

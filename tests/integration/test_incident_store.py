@@ -84,10 +84,10 @@ async def test_operator_events_are_read_once_then_redelivered_until_acked(redis:
     """An operator event read but not acked comes back to the same consumer; after ack it is gone."""
     store = await store_for(redis, keys)
     sid = await store.add_operator_event(OperatorEvent("T9-1", OperatorAction.ACK, "hi", "MRCC", 5.0))
-    first = await store.read(count=10, block_ms=100)
+    first = await store.read(count=10)
     assert [e.stream_id for e in first] == [sid]
     assert first[0].fields[b"op"] == b"ack"
-    again = await store.read(count=10, block_ms=100)
+    again = await store.read(count=10)
     assert [e.stream_id for e in again] == [sid]
     await store.ack(sid)
-    assert await store.read(count=10, block_ms=50) == []
+    assert await store.read(count=10) == []
