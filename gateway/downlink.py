@@ -28,8 +28,6 @@ dropped, or null; ``queued_at`` when the gateway took it in, ``at`` when it came
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -42,7 +40,7 @@ from gateway import logs
 from gateway.ceilings import Ceilings
 from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
-from gateway.exceptions import GatewayError, MessageRejected, TransientError
+from gateway.exceptions import GatewayError, MessageRejected
 from gateway.ground import Ground
 from gateway.ingest import message_id
 from gateway.links.base import Clock
@@ -55,7 +53,7 @@ from gateway.queue.downseq import SeqCounter
 from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt
-from gateway.relay import Backlog, Relay
+from gateway.relay import Backlog, Relay, reclaim_forever
 from gateway.terminals import Registry
 from protocols.envelope import Kind, Message, Position, Priority, validate_terminal_id
 from protocols.errors import DecodeError, Reason
@@ -268,7 +266,9 @@ class DownlinkRelays:
             if self.carries(profile):
                 spawn(self._relay(profile, ground, fragments).run(), f"downlink.relay[{profile.name}]")
         spawn(ground.publish_forever(self._publisher), "downlink.ground.publisher")
-        spawn(self._reclaim_forever(), "downlink.reclaim")
+        spawn(
+            reclaim_forever(self._downlink.queue, self.backlog, idle_s=self._config.reclaim_idle_s), "downlink.reclaim"
+        )
 
     def _relay(self, profile: LinkConfig, ground: Ground, fragments: FragmentStore) -> Relay:
         relay = Relay(
@@ -291,11 +291,3 @@ class DownlinkRelays:
     def _publisher(self, clean_start: bool) -> ExactlyOncePublisher:
         client_id = f"satgw-{self._settings.node}-down"
         return ExactlyOncePublisher(url=self._settings.mqtt_url, client_id=client_id, clean_start=clean_start)
-
-    async def _reclaim_forever(self) -> None:
-        idle = self._config.reclaim_idle_s
-        while True:
-            await asyncio.sleep(min(idle / 2, 30.0))
-            with contextlib.suppress(TransientError):
-                for entry in await self._downlink.queue.reclaim(min_idle_s=idle):
-                    self.backlog.push(entry)

@@ -25,7 +25,7 @@ from gateway.alerts.topics import MqttAlertListener, MqttAlertSink
 from gateway.alerts.webhooks import WebhookDispatcher
 from gateway.api_alerts import EmergencyRoutes
 from gateway.counters import Counters
-from gateway.exceptions import TransientError
+from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
 from gateway.packing import frame_size
@@ -144,6 +144,7 @@ class Emergency:
     async def watch_distress(self, *, every_s: float = _WATCH_S) -> None:
         """Refresh :meth:`in_distress` from Redis every ``every_s`` until cancelled (the ingest role's task)."""
         while True:
+            stop_if_cancelling()
             try:
                 self._in_distress = await self.incidents.active_terminals()
             except TransientError as exc:  # keep the last answer: lifting a little late is better than never

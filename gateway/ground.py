@@ -173,6 +173,7 @@ class Ground:
         """
         delay = _RETRY_S
         while True:
+            stop_if_cancelling()
             try:
                 await self._release_committed(connect)
                 async with connect(True) as publisher:  # drops unreleased, uncommitted copies: see exactly_once
@@ -204,6 +205,7 @@ class Ground:
 
     async def _drain(self, publisher: ExactlyOncePublisher) -> None:
         while True:
+            stop_if_cancelling()
             entries = await self._outbox.take(count=min(200, publisher.receive_maximum), block_s=1.0)
             if entries:
                 await self._publish(publisher, entries)

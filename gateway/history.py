@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.counters import Counters
-from gateway.exceptions import TransientError
+from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.queue import Depth
 from protocols.envelope import Priority
 
@@ -129,6 +129,7 @@ class Sampler:
     async def run(self) -> None:
         """Sample now and then every period, until cancelled; a sample Redis cannot give is skipped."""
         while True:
+            stop_if_cancelling()
             await self.sample()
             await asyncio.sleep(self._history.every_s)
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from gateway import logs
 from gateway.counters import Counters
-from gateway.exceptions import MessageRejected, TransientError
+from gateway.exceptions import MessageRejected, TransientError, stop_if_cancelling
 from gateway.mqtt import Inbound
 from gateway.names import Topics
 from gateway.presence import Presence
@@ -211,6 +211,7 @@ class Lane:
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
+                stop_if_cancelling()
                 if not self._buffer:
                     await self._idle()
                     continue

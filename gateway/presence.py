@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.counters import Counters
-from gateway.exceptions import TransientError
+from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.queue.presence import Fix, Sighting
 from protocols.envelope import Message, Priority
 from protocols.errors import Reason
@@ -149,6 +149,7 @@ class Presence:
     async def flush_forever(self) -> None:
         """Flush every ``interval_s`` until cancelled."""
         while True:
+            stop_if_cancelling()
             await asyncio.sleep(self._interval_s)
             await self.flush()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from gateway import logs, packing
 from gateway.ceilings import Ceilings
 from gateway.counters import Counters
-from gateway.exceptions import TransientError
+from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.links.base import Clock, Feedback, FeedbackCode, Link
 from gateway.metrics import Metrics
 from gateway.queue import Entry, Queue
@@ -55,6 +55,19 @@ class _Held:
     not_before: float = field(compare=False, default=0.0)
     outgoing: Outgoing | None = field(compare=False, default=None)
     """The fragments of an oversized message, once its first one went."""
+
+
+async def reclaim_forever(queue: Queue, backlog: Backlog, *, idle_s: float) -> None:
+    """Every ``idle_s / 2`` (at most 30 s), move entries that a consumer left idle for ``idle_s`` into ``backlog``.
+
+    How a crashed process's taken-but-unsent entries get sent by another; runs until cancelled.
+    """
+    while True:
+        stop_if_cancelling()
+        await asyncio.sleep(min(idle_s / 2, 30.0))
+        with contextlib.suppress(TransientError):
+            for entry in await queue.reclaim(min_idle_s=idle_s):
+                backlog.push(entry)
 
 
 class Backlog:
@@ -192,6 +205,7 @@ class Relay:
     async def run(self) -> None:
         """Schedule transmissions until :meth:`stop` is called, then wait for those under way."""
         while not self._stopping:
+            stop_if_cancelling()
             try:
                 await self.step()
             except TransientError as exc:

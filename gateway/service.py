@@ -26,7 +26,7 @@ from gateway.config import GatewayConfig, Settings
 from gateway.counters import Counters
 from gateway.downlink import Downlink, DownlinkRelays
 from gateway.emergency import Emergency, text_room
-from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError
+from gateway.exceptions import BrokerUnavailable, GatewayError, QueueUnavailable, TransientError, stop_if_cancelling
 from gateway.ground import Ground
 from gateway.history import History, Sampler
 from gateway.ingest import Lane
@@ -45,7 +45,7 @@ from gateway.queue.release import ReleaseLog
 from gateway.queue.trace import Trace
 from gateway.quotas import Quotas
 from gateway.receipts import Receipt
-from gateway.relay import Backlog, Relay
+from gateway.relay import Backlog, Relay, reclaim_forever
 from gateway.terminals import KeyCache, Registry
 
 __all__ = ["Gateway", "MqttReceipts", "version"]
@@ -172,7 +172,7 @@ class Gateway:
         if "relay" in s.roles:
             await self._start_relays()
             self._spawn(self.ground.publish_forever(self._ground_publisher), "ground.publisher")
-            self._spawn(self._reclaim_forever(), "queue.reclaim")
+            self._spawn(reclaim_forever(self.queue, self.backlog, idle_s=self.config.reclaim_idle_s), "queue.reclaim")
             await self._start_downlink()
         self._spawn(self._flush_stats_forever(), "stats")
         self._spawn(self.presence.flush_forever(), "presence")  # any role: an idle flush costs nothing
@@ -381,16 +381,9 @@ class Gateway:
         while any(lane.backlog for lane in self.lanes) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
-    async def _reclaim_forever(self) -> None:
-        idle = self.config.reclaim_idle_s
-        while True:
-            await asyncio.sleep(min(idle / 2, 30.0))
-            with contextlib.suppress(TransientError):
-                for entry in await self.queue.reclaim(min_idle_s=idle):
-                    self.backlog.push(entry)
-
     async def _flush_stats_forever(self) -> None:
         while True:
+            stop_if_cancelling()
             await asyncio.sleep(_STATS_EVERY_S)
             await self._flush_stats()
 

@@ -41,7 +41,7 @@ from gateway.alerts.endpoints import WebhookEndpoint, parse_retry_after
 from gateway.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.alerts.sinks import OutgoingAlert
 from gateway.counters import Counters
-from gateway.exceptions import TransientError
+from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.names import Keys
 from gateway.queue.alerts import DEDUP_S, AlertDelivery, AlertStore, DeadAlert, EndpointQueue
 
@@ -281,6 +281,7 @@ class _Worker:
 
     async def _run(self) -> None:
         while not self._stopping:
+            stop_if_cancelling()
             try:
                 await self._step()
             except TransientError as exc:
