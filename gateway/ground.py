@@ -32,6 +32,7 @@ from gateway.ingest import message_id
 from gateway.metrics import Metrics
 from gateway.mqtt.exactly_once import ExactlyOncePublisher
 from gateway.names import Topics
+from gateway.presence import Presence
 from gateway.queue import Delivery, Outbox, OutboxEntry
 from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
@@ -97,6 +98,7 @@ class Ground:
         metrics: where the ingest→delivered latency of published entries is observed; None for none.
         downlink: publish to the terminals' down topics (:func:`downlink_json`) instead of the delivered
             topics (:func:`delivery_json`).
+        presence: where each terminal's delivered count goes; None for nowhere.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class Ground:
         fragments: FragmentStore | None = None,
         metrics: Metrics | None = None,
         downlink: bool = False,
+        presence: Presence | None = None,
     ) -> None:
         self._outbox = outbox
         self._fragments = fragments
@@ -124,6 +127,7 @@ class Ground:
         self._clock = clock
         self._log = logger or logging.getLogger("satgw.ground")
         self._metrics = metrics
+        self._presence = presence
 
     async def receive(self, frame: bytes, *, link: str) -> None:
         """Take a frame off ``link`` and make what it carries durable (deduplicated) before returning.
@@ -225,6 +229,8 @@ class Ground:
         debug = self._log.isEnabledFor(logging.DEBUG)  # once per batch: the per-message line must cost nothing
         for entry in entries:
             self._counters.add(f"delivered.{entry.priority.label}")
+            if self._presence is not None:
+                self._presence.delivered(entry.terminal, entry.priority)
             if entry.priority is Priority.DISTRESS or debug:
                 self._log.log(
                     logging.INFO if entry.priority is Priority.DISTRESS else logging.DEBUG,

@@ -163,6 +163,7 @@ class Gateway:
             counters=self.counters,
             fragments=self.fragments,
             metrics=self.metrics,
+            presence=self.presence,
         )
         self.relays: list[Relay] = []
         self.down_relays: list[Relay] = []
