@@ -126,6 +126,10 @@ class Keys:
         """Hash: terminal → id of its open or acknowledged incident."""
         return self._k("incidents", "active")
 
+    def presence(self, part: str) -> str:
+        """Terminal presence (gateway/queue/presence.py): ``seen``, ``pos``, ``geo``, ``polar``, ``counts``."""
+        return self._k("presence", part)
+
     def alert_in(self, sender: str, identifier: str) -> str:
         """An accepted CAP alert from an authority: whom it went to (JSON)."""
         return self._k("capin", sender, identifier)

@@ -124,9 +124,8 @@ class PresenceStore:
         check_keys(keys)
         self._redis = redis
         self._registry = keys.terminals
-        base = "{" + keys.prefix + "}:presence:"
-        self._seen, self._positions, self._geo = base + "seen", base + "pos", base + "geo"
-        self._polar, self._counts = base + "polar", base + "counts"
+        self._seen, self._positions, self._geo = keys.presence("seen"), keys.presence("pos"), keys.presence("geo")
+        self._polar, self._counts = keys.presence("polar"), keys.presence("counts")
 
     async def merge(self, sightings: Sequence[Sighting]) -> None:
         """Fold one flush into Redis in one round trip: the script (loaded in the same pipeline, so a
