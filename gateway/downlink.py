@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -54,7 +54,7 @@ from gateway.queue.fragments import FragmentStore
 from gateway.queue.release import ReleaseLog
 from gateway.receipts import Receipt
 from gateway.relay import Backlog, Relay, reclaim_forever
-from gateway.terminals import Registry
+from gateway.terminals import Registry, TerminalRecord
 from protocols.envelope import Kind, Message, Position, Priority, validate_terminal_id
 from protocols.errors import DecodeError, Reason
 from protocols.record import Record, encode_record
@@ -164,39 +164,70 @@ class Downlink:
             )
         except DecodeError as exc:
             raise self._refused(exc.reason, exc.detail, terminal) from None
-        await self._check_terminal(terminal)
+        refused = self._refusal(terminal, await self._registry.get(terminal))
+        if refused is not None:
+            raise refused
         message = dataclasses.replace(draft, seq=await self._seqs.next(terminal))
-        await self._enqueue(message)
+        await self._enqueue([message])
         return message_id(terminal, message.seq)
 
-    async def _check_terminal(self, terminal: str) -> None:
-        record = await self._registry.get(terminal)
-        if record is None:
-            raise self._refused(Reason.UNKNOWN_TERMINAL, f"terminal {terminal} is not registered", terminal)
-        if record.revoked:
-            raise self._refused(Reason.REVOKED_TERMINAL, f"terminal {terminal} was revoked", terminal)
+    async def send_many(
+        self, *, terminals: Sequence[str], body: str, priority: Priority, kind: Kind = Kind.TEXT
+    ) -> dict[str, str]:
+        """Queue one message for each of ``terminals`` in a single atomic enqueue; return terminal → message id.
 
-    async def _enqueue(self, message: Message) -> None:
+        Three round trips whatever the count (registry, seqs, enqueue), and the enqueue is all or nothing.
+        Unknown, revoked or malformed terminal ids are left out, each refusal counted and logged.
+
+        Raises:
+            MessageRejected: the message itself is refused (``oversized``, ``invalid_field``); nothing is queued.
+            QueueUnavailable: Redis failed; nothing was queued (seqs may have been used up).
+        """
+        wanted = [t for t in dict.fromkeys(terminals) if self._valid_id(t)]
+        if not wanted:
+            return {}
+        try:
+            draft = Message(terminal=wanted[0], seq=1, priority=priority, kind=kind, body=body, ts=self._clock())
+        except DecodeError as exc:
+            raise self._refused(exc.reason, exc.detail, wanted[0]) from None
+        records = await self._registry.get_many(wanted)
+        usable = [t for t in wanted if self._refusal(t, records[t]) is None]
+        seqs = await self._seqs.next_many(usable)
+        messages = [dataclasses.replace(draft, terminal=t, seq=n) for t, n in zip(usable, seqs, strict=True)]
+        await self._enqueue(messages)
+        return {m.terminal: message_id(m.terminal, m.seq) for m in messages}
+
+    def _valid_id(self, terminal: str) -> bool:
+        try:
+            validate_terminal_id(terminal)
+        except DecodeError as exc:
+            self._refused(exc.reason, exc.detail, terminal)
+            return False
+        return True
+
+    def _refusal(self, terminal: str, record: TerminalRecord | None) -> MessageRejected | None:
+        """Why nothing may go to ``terminal`` (counted and logged), or None if it may."""
+        if record is None:
+            return self._refused(Reason.UNKNOWN_TERMINAL, f"terminal {terminal} is not registered", terminal)
+        if record.revoked:
+            return self._refused(Reason.REVOKED_TERMINAL, f"terminal {terminal} was revoked", terminal)
+        return None
+
+    async def _enqueue(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
         now = self._clock()
-        item = Accepted(
-            message_id=message_id(message.terminal, message.seq),
-            terminal=message.terminal,
-            seq=message.seq,
-            priority=message.priority,
-            record=encode_record(Record(message=message, received_at=now)),
-            received_at=now,
-            expires_at=now + message.ttl if message.ttl is not None else None,
-            receipt=False,
-        )
-        (outcome,) = await self.queue.enqueue([item])
-        if outcome is not EnqueueOutcome.QUEUED:
-            # Only if the seq counter was reset behind the replay window: nothing sane to do but say so.
-            raise GatewayError(
-                f"downlink seq {item.message_id} was already used ({outcome.value}); its counter was reset"
-            )
-        self.counters.add(f"accepted.{message.priority.label}")
-        level = logging.INFO if message.priority is Priority.DISTRESS else logging.DEBUG
-        self._log.log(level, "downlink %s queued", item.message_id, extra=logs.fields_of(item))
+        items = [_accepted(m, now) for m in messages]
+        outcomes = await self.queue.enqueue(items)
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome is not EnqueueOutcome.QUEUED:
+                # Only if the seq counter was reset behind the replay window: nothing sane to do but say so.
+                raise GatewayError(
+                    f"downlink seq {item.message_id} was already used ({outcome.value}); its counter was reset"
+                )
+            self.counters.add(f"accepted.{item.priority.label}")
+            level = logging.INFO if item.priority is Priority.DISTRESS else logging.DEBUG
+            self._log.log(level, "downlink %s queued", item.message_id, extra=logs.fields_of(item))
 
     def _refused(self, reason: Reason, detail: str, terminal: str) -> MessageRejected:
         self.counters.add(f"rejected.{reason.value}")
@@ -204,6 +235,20 @@ class Downlink:
             "downlink to %s refused: %s", terminal[:40], detail, extra=logs.fields(reason=reason.value, detail=detail)
         )
         return MessageRejected(reason, detail, terminal=terminal)
+
+
+def _accepted(message: Message, now: float) -> Accepted:
+    """A downlink message as the queue takes it (received now, no receipts)."""
+    return Accepted(
+        message_id=message_id(message.terminal, message.seq),
+        terminal=message.terminal,
+        seq=message.seq,
+        priority=message.priority,
+        record=encode_record(Record(message=message, received_at=now)),
+        received_at=now,
+        expires_at=now + message.ttl if message.ttl is not None else None,
+        receipt=False,
+    )
 
 
 class DownlinkRelays:

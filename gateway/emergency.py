@@ -20,11 +20,12 @@ from redis.asyncio import Redis
 
 from gateway.alerts.endpoints import WebhookEndpoint
 from gateway.alerts.inbound import AlertIntake, Positions
-from gateway.alerts.sos import DownlinkSender, IncidentWorker
+from gateway.alerts.sos import IncidentWorker
 from gateway.alerts.topics import MqttAlertListener, MqttAlertSink
 from gateway.alerts.webhooks import WebhookDispatcher
 from gateway.api_alerts import EmergencyRoutes
 from gateway.counters import Counters
+from gateway.downlink import Downlink
 from gateway.exceptions import TransientError, stop_if_cancelling
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
@@ -77,7 +78,7 @@ class Emergency:
         node: str,
         mqtt_url: str,
         publisher: MqttClient,
-        downlink: DownlinkSender,
+        downlink: Downlink,
         positions: Positions,
         webhooks: Sequence[WebhookEndpoint],
         sender: str | None,

@@ -13,25 +13,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gateway.alerts.sos import DownlinkSender
 from gateway.counters import Counters
-from gateway.exceptions import MessageRejected
 from gateway.queue.inbound_alerts import InboundAlerts, InboundRecord
 from gateway.queue.presence import Fix
 from protocols import cap
 from protocols.envelope import Kind, Priority
 
-__all__ = ["AlertIntake", "Intake", "Positions"]
+__all__ = ["AlertIntake", "Broadcaster", "Intake", "Positions"]
 
 _KEEP_S = 7 * 86_400.0
 """How long a record outlives its alert's latest expiry (or its acceptance, without one)."""
 _PREFIXES = {cap.MsgType.UPDATE: "Update: ", cap.MsgType.CANCEL: "Cancelled: "}
 _MARGIN = 1.01  # the geo index rounds positions to about a metre; never miss a terminal on the rim
+
+
+class Broadcaster(Protocol):
+    """Where alerts go down (``gateway.downlink.Downlink``)."""
+
+    async def send_many(
+        self, *, terminals: Sequence[str], body: str, priority: Priority, kind: Kind = Kind.TEXT
+    ) -> dict[str, str]:
+        """Queue one message per terminal atomically; return terminal → message id (unusable ones left out)."""
+        ...
 
 
 class Positions(Protocol):
@@ -72,7 +80,7 @@ class AlertIntake:
         *,
         records: InboundAlerts,
         positions: Positions,
-        downlink: DownlinkSender,
+        downlink: Broadcaster,
         max_text_bytes: int,
         counters: Counters,
         clock: Callable[[], float] = time.time,
@@ -101,14 +109,9 @@ class AlertIntake:
 
     async def _send(self, alert: cap.Alert) -> Intake:
         priority, text = _priority(alert), _text(alert, self._max_bytes)
-        messages: dict[str, str] = {}
-        for terminal in sorted(await self._recipients(alert)):
-            try:
-                messages[terminal] = await self._downlink.send(
-                    terminal=terminal, body=text, priority=priority, kind=Kind.TEXT
-                )
-            except MessageRejected as exc:  # revoked since it was last seen: nothing to send it
-                self._log.info("alert %s not sent to terminal %s: %s", alert.identifier, terminal, exc)
+        recipients = sorted(await self._recipients(alert))
+        # One atomic enqueue for every terminal: a failure sends to none, so the authority's retry is clean.
+        messages = await self._downlink.send_many(terminals=recipients, body=text, priority=priority)
         now = self._clock()
         record = InboundRecord(alert.sender, alert.identifier, alert.msg_type.value, now, messages)
         await self._records.save(record, keep_s=_keep_s(alert, now))

@@ -8,6 +8,8 @@ between the INCR and the enqueue only leaves a gap).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 
 from gateway.exceptions import map_redis_errors
@@ -41,3 +43,13 @@ class SeqCounter:
         check_text("terminal", terminal)
         with map_redis_errors(f"next seq of terminal {terminal}"):
             return int(await self._redis.incr(self._keys.next_seq(terminal)))
+
+    async def next_many(self, terminals: Sequence[str]) -> list[int]:
+        """The next seq of each of ``terminals`` (distinct), in one round trip."""
+        for terminal in terminals:
+            check_text("terminal", terminal)
+        with map_redis_errors(f"next seqs of {len(terminals)} terminals"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for terminal in terminals:
+                    pipe.incr(self._keys.next_seq(terminal))
+                return [int(n) for n in await pipe.execute()]

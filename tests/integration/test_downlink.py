@@ -216,6 +216,23 @@ class TestRefusals:
         status, answer = await post(gateway.http.port, "/api/v1/terminals/bad%20id/messages", {"body": "x"})
         assert status == 422, answer
 
+    async def test_send_many_queues_every_usable_terminal_at_once(self, gateway: Gateway) -> None:
+        """send_many queues one message per registered terminal in one enqueue and leaves the others out."""
+        sent = await gateway.downlink.send_many(
+            terminals=["D1", "NOPE", "D1", "D2", "bad id"], body="gale warning", priority=Priority.SAFETY
+        )
+        assert sent == {"D1": "D1:1"}
+        counts = gateway.downlink.counters.snapshot()
+        assert counts == {
+            "accepted.safety": 1,
+            "rejected.unknown_terminal": 1,
+            "rejected.revoked_terminal": 1,
+            "rejected.invalid_field": 1,
+        }, counts
+        with pytest.raises(MessageRejected):
+            await gateway.downlink.send_many(terminals=["D1"], body="x" * 2000, priority=Priority.SAFETY)
+        assert gateway.downlink.counters.get("accepted.safety") == 1  # the refused body queued nothing
+
     async def test_refusals_use_up_no_seq(self, gateway: Gateway) -> None:
         """A refused message takes no seq: the next accepted one still gets seq 1."""
         with pytest.raises(MessageRejected) as refused:
