@@ -290,6 +290,7 @@ class _AlertsFile(_Strict):
     """``[alerts]``: where CAP alerts go besides the MQTT topic."""
 
     sender: str | None = Field(None, pattern=r"^[^\s,<&]{1,128}$")
+    position_every_s: float = Field(60.0, ge=0, le=86_400)
     webhooks: list[_WebhookFile] = []
 
     def endpoints(self) -> tuple[WebhookEndpoint, ...]:
@@ -349,6 +350,8 @@ class GatewayConfig:
     """Where CAP alerts are POSTed (``[[alerts.webhooks]]``); none by default."""
     alert_sender: str | None = None
     """The CAP ``sender`` of the gateway's SOS alerts (``[alerts] sender``); default ``satgw.<node>``."""
+    alert_position_every_s: float = 60.0
+    """A terminal in distress's position reports get a CAP Update at most this often (``[alerts] position_every_s``)."""
 
 
 def load_file(path: Path | None) -> GatewayConfig:
@@ -376,6 +379,7 @@ def _to_config(data: _File) -> GatewayConfig:
         shares=data.ceilings.shares(),
         webhooks=data.alerts.endpoints(),
         alert_sender=data.alerts.sender,
+        alert_position_every_s=data.alerts.position_every_s,
         downlink_off=frozenset(link.name for link in data.links if not link.downlink),
         **data.ingest.model_dump(),
         **data.queue.model_dump(),

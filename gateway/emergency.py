@@ -65,6 +65,7 @@ class Emergency:
         positions: the terminals' last known positions.
         webhooks: the configured webhook endpoints.
         sender: the CAP ``sender`` of SOS alerts; default ``satgw.<node>``.
+        position_every_s: how often a terminal in distress's positions make a CAP Update at most.
         text_bytes: the room for text in one downlink message (see :func:`text_room`).
         counters: this process's counters.
     """
@@ -83,6 +84,7 @@ class Emergency:
         webhooks: Sequence[WebhookEndpoint],
         sender: str | None,
         text_bytes: int,
+        position_every_s: float,
         counters: Counters,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -93,7 +95,12 @@ class Emergency:
         # Webhooks first: their copy is durable and idempotent, so a retry after a crash between sinks is safe.
         sinks = (self.webhooks, MqttAlertSink(client=publisher, topics=topics, counters=counters))
         self.worker = IncidentWorker(
-            store=self.incidents, sinks=sinks, downlink=downlink, sender=sender or f"satgw.{node}", counters=counters
+            store=self.incidents,
+            sinks=sinks,
+            downlink=downlink,
+            sender=sender or f"satgw.{node}",
+            counters=counters,
+            position_every_s=position_every_s,
         )
         self.intake = AlertIntake(
             records=InboundAlerts(redis=redis, keys=keys),

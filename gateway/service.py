@@ -287,6 +287,7 @@ class Gateway:
             positions=self.presence_store,
             webhooks=self.config.webhooks,
             sender=self.config.alert_sender,
+            position_every_s=self.config.alert_position_every_s,
             text_bytes=text_room(mtu),
             counters=self.counters,
         )

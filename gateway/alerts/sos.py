@@ -82,6 +82,8 @@ class IncidentWorker:
         downlink: where acknowledgements go down to terminals; None to send none.
         sender: the CAP ``sender`` of every alert (no spaces, commas or ``<&``).
         counters: this process's counters.
+        position_every_s: a position report within this long of the incident's last alert updates the
+            incident without an alert of its own (the next alert carries it); 0 announces every one.
     """
 
     def __init__(
@@ -92,12 +94,15 @@ class IncidentWorker:
         downlink: DownlinkSender | None,
         sender: str,
         counters: Counters,
+        position_every_s: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
+        if not position_every_s >= 0:
+            raise ValueError(f"position_every_s must be at least 0, got {position_every_s}")
         if not sender or any(c in sender for c in " ,<&"):
             raise ValueError(f"sender must be non-empty without spaces, commas, '<' or '&', got {sender!r}")
         self._store, self._sinks, self._downlink = store, tuple(sinks), downlink
-        self._sender, self._counters = sender, counters
+        self._sender, self._counters, self._position_every_s = sender, counters, position_every_s
         self._log = logger or logging.getLogger("satgw.incidents")
 
     async def run(self) -> None:
@@ -133,9 +138,20 @@ class IncidentWorker:
             if current is not None and _applied(current, sid):
                 return None
             notice = apply_terminal(current, event)
-            return None if notice is None else await self._announce(current, notice, sid, event.at)
+            if notice is None:
+                return None
+            if self._too_soon(current, event):
+                self._counters.add("incidents.positions_held")
+                return _applied_quietly(notice.incident, sid)
+            return await self._announce(current, notice, sid, event.at)
 
         await self._store.transition(apply, terminal=event.terminal)
+
+    def _too_soon(self, current: Incident | None, event: TerminalEvent) -> bool:
+        """A plain position report within ``position_every_s`` of the incident's last alert: kept, not announced."""
+        if current is None or not current.alerts or event.kind is not Kind.POSITION:
+            return False
+        return event.at - current.alerts[-1].sent < self._position_every_s
 
     async def _apply_operator(self, sid: str, event: OperatorEvent) -> None:
         async def apply(current: Incident | None) -> Incident | None:
@@ -160,8 +176,7 @@ class IncidentWorker:
         self._counters.add(f"incidents.alerts.{notice.msg_type.lower()}")
         self._log.info("incident %s: %s (CAP %s %s)", after.id, notice.note, notice.msg_type, alert.identifier)
         ref = AlertRef(alert.identifier, float(int(at)), notice.msg_type)
-        log = (*after.log[:-1], {**after.log[-1], "ev": sid})
-        return dataclasses.replace(after, alerts=(*previous.alerts, ref), log=log)
+        return dataclasses.replace(_applied_quietly(after, sid), alerts=(*previous.alerts, ref))
 
     async def _send_down(self, terminal: str, text: str) -> None:
         assert self._downlink is not None
@@ -171,6 +186,11 @@ class IncidentWorker:
             raise
         except GatewayError as exc:  # a revoked terminal: the rescue centre still hears about the ack
             self._log.warning("acknowledgement not sent down to terminal %s: %s", terminal, exc)
+
+
+def _applied_quietly(incident: Incident, sid: str) -> Incident:
+    """``incident`` with its last log entry naming the event that made it (so a repeat is skipped)."""
+    return dataclasses.replace(incident, log=(*incident.log[:-1], {**incident.log[-1], "ev": sid}))
 
 
 def _applied(incident: Incident, sid: str) -> bool:

@@ -103,7 +103,7 @@ class TestSosLifecycle:
         terminal = await provision(settings, "SOS001")
         async with Receiver(flaky_twice) as rcc:
             hook = WebhookEndpoint(name="rcc", url=rcc.url, secret=SECRET, backoff=Backoff(base_s=0.05, cap_s=0.2))
-            config = config_with(webhooks=(hook,))
+            config = config_with(webhooks=(hook,), alert_position_every_s=0.0)  # every position its own Update
             alerts_topic = Topics(settings.topic_prefix).alerts_cap
             async with (
                 running_gateway(settings, config) as gw,
@@ -148,6 +148,21 @@ class TestSosLifecycle:
         assert len(rcc.requests) >= 6  # the two failures were retried
         last = cap.parse_alert(on_mqtt[-1])
         assert [r.identifier for r in last.references] == [a["identifier"] for a in done["alerts"][:3]]
+
+    async def test_positions_soon_after_an_alert_update_the_incident_without_an_alert(self, settings: Settings) -> None:
+        """Within position_every_s of the last alert a position moves the incident but makes no CAP Update."""
+        terminal = await provision(settings, "SOS004")
+        async with running_gateway(settings, config_with()) as gw, http(gw) as api:
+            await send(settings, terminal, priority=Priority.DISTRESS, kind=Kind.SOS, position=Position(10.0, 20.0))
+            opened = await until(lambda: incident_of(api, "SOS004"), what="the incident")
+            await eventually(lambda: gw.emergency.in_distress("SOS004"), what="ingest to know of the SOS")
+            await send(settings, terminal, kind=Kind.POSITION, position=Position(10.5, 20.0))
+            moved = await until(
+                lambda: _when(api, opened["id"], lambda i: (i["position"] or {}).get("lat") == 10.5),
+                what="the new position",
+            )
+        assert [a["msg_type"] for a in moved["alerts"]] == ["Alert"]
+        assert gw.counters.get("incidents.positions_held") == 1
 
     async def test_actions_on_unknown_or_finished_incidents_are_refused(self, settings: Settings) -> None:
         """Unknown incident: 404; malformed id or body: 422; an incident already over: 409."""
