@@ -94,6 +94,9 @@ class StatusOut(BaseModel):
     version: str
     uptime_s: float
     queues: dict[str, QueueOut] = Field(description="by class, most urgent first")
+    downlink: dict[str, QueueOut] = Field(
+        default_factory=dict, description="the downlink queues (messages to terminals) by class"
+    )
     backlog: int = Field(description="entries this process holds for retry")
     links: list[LinkOut]
     counters: dict[str, int] = Field(description="this process's counters")

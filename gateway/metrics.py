@@ -74,6 +74,8 @@ class Scrape:
     backlog: int
     terminals: PresenceSummary | None = None
     """Terminals registered, online and seen, from Redis (None if Redis failed)."""
+    downlink: Sequence[Depth] | None = None
+    """The downlink queues' depths (None if not read)."""
 
 
 class Metrics:
@@ -255,6 +257,19 @@ def _queue_families(scrape: Scrape) -> Iterator[Metric]:
         pending.add_metric([d.priority.label], d.pending)
         age.add_metric([d.priority.label], d.oldest_age_s or 0.0)
     yield from (depth, pending, age)
+    if scrape.downlink is not None:
+        down = GaugeMetricFamily(
+            "satgw_downlink_queue_depth",
+            "Messages to terminals queued or in transmission, by class.",
+            labels=["class"],
+        )
+        down_age = GaugeMetricFamily(
+            "satgw_downlink_queue_oldest_age_seconds", "Age of the oldest downlink message, by class.", labels=["class"]
+        )
+        for d in scrape.downlink:
+            down.add_metric([d.priority.label], d.depth + d.pending)
+            down_age.add_metric([d.priority.label], d.oldest_age_s or 0.0)
+        yield from (down, down_age)
 
 
 def _link_families(links: Sequence[LinkSample]) -> Iterator[Metric]:

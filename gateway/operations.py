@@ -87,6 +87,7 @@ class Operations:
         presence: terminals' last seen, position and counters.
         online_window_s: a terminal is online if seen within this many seconds.
         clock: wall-clock time (Unix seconds), for ages and the online window.
+        downlink_queue: the downlink's class queues, shown beside the uplink's; None for none.
     """
 
     node: str
@@ -103,16 +104,19 @@ class Operations:
     presence: PresenceStore
     online_window_s: float
     clock: Callable[[], float] = time.time
+    downlink_queue: Queue | None = None
 
     async def status(self) -> StatusOut:
         """Queue depths per class, links, this process's counters, terminals registered and online."""
         depths = await self.queue.depths()
+        down = await self.downlink_queue.depths() if self.downlink_queue is not None else []
         terminals = await self.presence.summary(now=self.clock(), window_s=self.online_window_s)
         return StatusOut(
             node=self.node,
             version=self.version,
             uptime_s=round(time.time() - self.started_at, 1),
             queues={d.priority.label: _queue_json(d) for d in depths},
+            downlink={d.priority.label: _queue_json(d) for d in down},
             backlog=self.backlog(),
             links=self.link_list(),
             counters=self.counters.snapshot(),
@@ -210,11 +214,15 @@ class Operations:
             for name, c in self.mqtt().items()
         ]
         terminals: PresenceSummary | None
+        down: list[Depth] | None = None
         try:
             terminals = await self.presence.summary(now=self.clock(), window_s=self.online_window_s)
+            down = await self.downlink_queue.depths() if self.downlink_queue is not None else None
         except TransientError:
             terminals = None
-        scrape = Scrape(depths=depths, links=links, mqtt=mqtt, backlog=self.backlog(), terminals=terminals)
+        scrape = Scrape(
+            depths=depths, links=links, mqtt=mqtt, backlog=self.backlog(), terminals=terminals, downlink=down
+        )
         return self.metrics.render(scrape)
 
     def _terminal_json(self, record: TerminalRecord, presence: TerminalPresence, now: float) -> TerminalOut:

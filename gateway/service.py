@@ -314,6 +314,7 @@ class Gateway:
             ready_check=self.ready,
             presence=self.presence_store,
             online_window_s=self.config.online_window_s,
+            downlink_queue=self.downlink.queue,
         )
         dashboard = DashboardSources(history=self.history, clock=self._clock)
         app = create_app(

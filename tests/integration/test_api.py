@@ -92,11 +92,12 @@ class TestHealthAndStatus:
         assert await http.json("GET", "/readyz") == (200, {"redis": True, "mqtt": True})
 
     async def test_status_shows_queues_links_and_version(self, gateway: Gateway, http: Http) -> None:
-        """/api/v1/status has every class queue, the link with its state, the node and the version."""
+        """/api/v1/status has every class queue (up and down), the link with its state, the node and the version."""
         status, body = await http.json("GET", "/api/v1/status")
         assert status == 200
         assert list(body["queues"]) == ["distress", "urgency", "safety", "routine"]
         assert body["queues"]["routine"] == {"depth": 0, "pending": 0, "oldest_age_s": None}
+        assert body["downlink"]["safety"] == {"depth": 0, "pending": 0, "oldest_age_s": None}
         assert body["node"] == gateway.settings.node
         assert body["version"]
         [link] = body["links"]

@@ -120,7 +120,8 @@ class TestMetrics:
             share={"routine": 0.5},
             next_view_in=95.5,
         )
-        scrape = Scrape(depths=depths, links=[link], mqtt=[MqttSample("publisher", True, 3)], backlog=7)
+        down = [Depth(p, depth=1, pending=1, oldest_age_s=4.0) for p in Priority]
+        scrape = Scrape(depths=depths, links=[link], mqtt=[MqttSample("publisher", True, 3)], backlog=7, downlink=down)
         got = _samples(metrics.render(scrape))
         assert got[("satgw_info", (("node", "n1"), ("version", "9.9")))] == 1
         assert got[("satgw_sent_total", (("class", "routine"),))] == 4
@@ -138,6 +139,8 @@ class TestMetrics:
         assert got[("satgw_link_capacity_share_ratio", (("class", "routine"), ("link", "geo")))] == 0.5
         assert got[("satgw_mqtt_reconnects_total", (("client", "publisher"),))] == 3
         assert got[("satgw_link_next_pass_seconds", (("link", "geo"),))] == 95.5
+        assert got[("satgw_downlink_queue_depth", (("class", "safety"),))] == 2
+        assert got[("satgw_downlink_queue_oldest_age_seconds", (("class", "distress"),))] == 4.0
 
     def test_redis_down_still_renders_the_rest(self) -> None:
         """Without depths (Redis failed) the scrape says redis_up 0 and still exposes the counters."""
