@@ -1,9 +1,9 @@
 """``satgw demo``: a gateway, simulated terminals with mixed traffic, a live view, and a report per class.
 
 Traffic goes both ways: terminals send a mix of classes up; the demo answers every SOS delivered
-with a distress-class acknowledgement down to its terminal, and halfway through broadcasts a
-safety warning down to every terminal (:mod:`gateway.downlink`). Both directions count as lost
-whatever does not arrive.
+with a distress-class acknowledgement down to its terminal, and halfway through a weather service's
+CAP alert goes down to the terminals last seen inside its area (:mod:`gateway.alerts.inbound`).
+Both directions count as lost whatever does not arrive.
 
 The demo runs under a prefix of its own (keys and topics), so it never touches
 a real deployment's queues, and removes its keys when it ends.
@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -30,6 +31,7 @@ from gateway.names import Keys, Topics
 from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal, is_down_message
 from gateway.terminals import Registry
+from protocols import cap
 from protocols.envelope import Kind, Message, Position, Priority
 from protocols.seal import new_key, seal
 
@@ -55,6 +57,8 @@ class _Tally:
     sending_down: int = 0
     down_sent: dict[str, tuple[Priority, float]] = field(default_factory=dict)
     down_received: dict[str, float] = field(default_factory=dict)
+    cap_in: tuple[int, int] = (0, 0)
+    """(terminals the CAP alert went to, terminals in the demo)."""
 
     def count(self, priority: Priority) -> tuple[int, int, list[float]]:
         """(published, delivered, latencies in ms) for one class."""
@@ -210,10 +214,39 @@ async def _acknowledge(gateway: Gateway, tally: _Tally) -> None:
 
 
 async def _broadcast(gateway: Gateway, sims: list[SimTerminal], tally: _Tally, *, after: float) -> None:
-    """After ``after`` seconds, a safety warning down to every terminal (as a CAP area alert would)."""
+    """After ``after`` seconds, a weather service's CAP alert for the coast goes down to the terminals in it."""
     await asyncio.sleep(after)
-    for sim in sims:
-        await _send_down(gateway, tally, sim.creds.terminal, _WARNING, Priority.SAFETY)
+    sent_at = time.time()
+    done = await gateway.emergency.intake.accept(cap.build_alert(_gale_alert(sent_at)))
+    for message_id in done.messages.values():
+        tally.down_sent[message_id] = (done.priority, sent_at)
+    tally.cap_in = (len(done.messages), len(sims))
+
+
+def _gale_alert(now: float) -> cap.Alert:
+    """A CAP 1.2 gale warning for the eastern half of the demo's terminals' area (18-53 N, 73-135 E)."""
+    sent = datetime.fromtimestamp(int(now), UTC)
+    coast = ((18.0, 104.0), (18.0, 135.0), (53.0, 135.0), (53.0, 104.0), (18.0, 104.0))
+    info = cap.Info(
+        categories=(cap.Category.MET,),
+        event="Gale",
+        urgency=cap.Urgency.EXPECTED,
+        severity=cap.Severity.SEVERE,
+        certainty=cap.Certainty.LIKELY,
+        headline=_WARNING,
+        instruction="Seek shelter.",
+        expires=sent + timedelta(hours=6),
+        areas=(cap.Area(area_desc="east of 104 E", polygons=(coast,)),),
+    )
+    return cap.Alert(
+        identifier=f"gale-{int(now)}",
+        sender="meteo.demo",
+        sent=sent,
+        status=cap.Status.EXERCISE,
+        msg_type=cap.MsgType.ALERT,
+        scope=cap.Scope.PUBLIC,
+        infos=(info,),
+    )
 
 
 async def _send_down(gateway: Gateway, tally: _Tally, terminal: str, text: str, priority: Priority) -> None:
@@ -275,7 +308,7 @@ def _report(tally: _Tally) -> int:
 
 
 def _report_down(tally: _Tally) -> int:
-    """Print the downlink's rows (SOS acknowledgements, the safety warning); return how many were lost."""
+    """Print the downlink's rows (SOS acknowledgements, the CAP gale warning); return how many were lost."""
     print(f"\n{'downlink':<10}{'sent':>10}{'received':>10}{'lost':>6}{'p50 ms':>9}{'p99 ms':>9}")
     lost_total = 0
     for priority in (Priority.DISTRESS, Priority.SAFETY):
@@ -284,6 +317,8 @@ def _report_down(tally: _Tally) -> int:
         p50 = f"{statistics.median(lat):.0f}" if lat else "-"
         p99 = f"{statistics.quantiles(lat, n=100)[98]:.0f}" if len(lat) >= 2 else p50
         print(f"{priority.label:<10}{sent:>10}{received:>10}{sent - received:>6}{p50:>9}{p99:>9}")
+    inside, everyone = tally.cap_in
+    print(f"CAP gale warning (safety): sent to the {inside} of {everyone} terminals last seen inside its polygon")
     return lost_total
 
 
