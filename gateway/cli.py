@@ -23,7 +23,7 @@ from gateway.credentials import Credentials
 from gateway.exceptions import GatewayError
 from gateway.mqtt import MqttClient
 from gateway.names import Keys, Topics
-from gateway.queue import Queue, Stats
+from gateway.queue import Depth, Queue, Stats
 from gateway.queue.incidents import IncidentStore
 from gateway.queue.presence import PresenceStore
 from gateway.queue.trace import Trace
@@ -253,6 +253,10 @@ async def _terminal_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _depths_json(depths: Sequence[Depth]) -> dict[str, dict[str, Any]]:
+    return {d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths}
+
+
 async def _status(args: argparse.Namespace) -> int:
     settings, gateway_config = config.load()
     now = time.time()
@@ -261,6 +265,9 @@ async def _status(args: argparse.Namespace) -> int:
         queue = Queue(redis=redis, keys=keys, consumer="status")
         await queue.setup()  # idempotent; before the first `satgw run` the streams do not exist yet
         depths = await queue.depths()
+        down_queue = Queue(redis=redis, keys=keys.downlink, consumer="status")
+        await down_queue.setup()
+        down = await down_queue.depths()
         counters = await Stats(redis=redis, keys=keys).read()
         presence = await PresenceStore(redis=redis, keys=keys).summary(
             now=now, window_s=gateway_config.online_window_s, recent=_STATUS_RECENT
@@ -268,15 +275,13 @@ async def _status(args: argparse.Namespace) -> int:
         incidents = await IncidentStore(redis=redis, keys=keys, consumer="status").list(limit=_STATUS_INCIDENTS)
     active = [i for i in incidents if i.state.active]
     if args.json:
-        queues = {
-            d.priority.label: {"depth": d.depth, "pending": d.pending, "oldest_age_s": d.oldest_age_s} for d in depths
-        }
+        report = {"queues": _depths_json(depths), "downlink": _depths_json(down), "counters": counters}
         terminals = status_view.terminals_json(presence, now=now)
         sos = [json.loads(i.to_json()) for i in active]
-        print(json.dumps({"queues": queues, "counters": counters, "terminals": terminals, "incidents": sos}))
+        print(json.dumps(report | {"terminals": terminals, "incidents": sos}))
         return 0
     color = status_view.use_color(args.color, isatty=sys.stdout.isatty(), environ=os.environ)
-    summary = status_view.summarize(depths, counters, presence, now=now, incidents=active)
+    summary = status_view.summarize(depths, counters, presence, now=now, incidents=active, downlink=down)
     print(status_view.render(summary, color=color))
     return 0
 

@@ -110,6 +110,8 @@ class Summary:
     incidents: tuple[Incident, ...] = ()
     """Active SOS incidents, newest first."""
     now: float = 0.0
+    downlink: tuple[Depth, ...] = ()
+    """The downlink queues (messages to terminals), by class."""
 
     @property
     def distress(self) -> ClassRow | None:
@@ -124,6 +126,7 @@ def summarize(
     *,
     now: float = 0.0,
     incidents: Sequence[Incident] = (),
+    downlink: Sequence[Depth] = (),
 ) -> Summary:
     """Sort ``depths`` (from ``Queue.depths``), ``counters`` (from ``Stats.read``) and ``terminals`` into a
     :class:`Summary`; ``now`` (Unix seconds) dates the terminals' last seen."""
@@ -150,7 +153,7 @@ def summarize(
     by_count = dict(sorted(rejected.items(), key=lambda item: (-item[1], item[0])))
     view = None if terminals is None else _terminals(terminals, now)
     active = tuple(i for i in incidents if i.state.active)
-    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other, view, active, now)
+    return Summary(tuple(classes), dict(sorted(links.items())), by_count, other, view, active, now, tuple(downlink))
 
 
 def _terminals(summary: PresenceSummary, now: float) -> Terminals:
@@ -188,6 +191,7 @@ def render(summary: Summary, *, color: bool) -> str:
         [_distress_line(summary.distress, color)],
         _incident_table(summary.incidents, summary.now, color),
         _class_table(summary.classes, color),
+        _downlink_table(summary.downlink, color),
         _link_table(summary.links, color),
         _rejected_table(summary.rejected, color),
         _terminal_table(summary.terminals, color),
@@ -258,6 +262,16 @@ def _incident_table(incidents: Sequence[Incident], now: float, color: bool) -> l
     ]
     title = _paint(f"!! SOS INCIDENTS ACTIVE: {len(incidents)}", _ALARM, color)
     return [title, *_table(["incident", "state", "age", "position", "emergency", "CAP alerts"], body, color)]
+
+
+def _downlink_table(depths: Sequence[Depth], color: bool) -> list[str]:
+    if not any(d.depth or d.pending for d in depths):
+        return []
+    body = [
+        [(d.priority.label, ""), (str(d.depth), ""), (str(d.pending), ""), (format_age(d.oldest_age_s), "")]
+        for d in depths
+    ]
+    return _table(["downlink", "depth", "pending", "oldest"], body, color)
 
 
 def _class_table(rows: Sequence[ClassRow], color: bool) -> list[str]:

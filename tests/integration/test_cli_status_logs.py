@@ -43,11 +43,11 @@ class TestStatusTable:
         assert _without_ages(ANSI.sub("", coloured)) == _without_ages(plain)
 
     async def test_json_never_coloured(self, prefix: str) -> None:
-        """``--json --color always`` still prints plain JSON with queues, counters, terminals and incidents."""
+        """``--json --color always`` still prints plain JSON: queues both ways, counters, terminals, incidents."""
         await _queue_some(prefix)
         out = (await ok(prefix, "status", "--json", "--color", "always")).out
         assert "\x1b" not in out
-        assert set(json.loads(out)) == {"queues", "counters", "terminals", "incidents"}
+        assert set(json.loads(out)) == {"queues", "downlink", "counters", "terminals", "incidents"}
 
 
 class TestLogFormat:

@@ -248,3 +248,12 @@ class TestIncidents:
         """Closed and cancelled incidents leave no incident table."""
         ended = [self.incident(IncidentState.CLOSED), self.incident(IncidentState.CANCELLED)]
         assert "SOS INCIDENTS" not in render(summarize(depths(), COUNTERS, incidents=ended), color=False)
+
+
+def test_downlink_table_shows_only_when_something_waits_to_go_down() -> None:
+    """Messages waiting to go down to terminals get a table of their own; an idle downlink none."""
+    waiting = [Depth(p, depth=2 if p is Priority.SAFETY else 0, pending=0, oldest_age_s=None) for p in Priority]
+    shown = table_rows(render(summarize(depths(), COUNTERS, downlink=waiting), color=False), "downlink")
+    assert shown["safety"] == ["2", "0", "-"]
+    idle = [Depth(p, 0, 0, None) for p in Priority]
+    assert "downlink" not in render(summarize(depths(), COUNTERS, downlink=idle), color=False)
