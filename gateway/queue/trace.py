@@ -209,7 +209,7 @@ def escape(value: str) -> str:
     return _ESCAPED.sub(lambda m: f"%{ord(m[0]):02X}", value)
 
 
-def hop_line(event: HopEvent, at: float, **details: str | int | None) -> str:
+def hop_line(event: HopEvent, at: float, /, **details: str | int | None) -> str:
     """One hop line, without its newline; details that are None are left out."""
     text = f"{event.value} {at:.6f}"
     for key, value in details.items():
