@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from redis.asyncio import Redis
 
+from gateway.alerts.sinks import OutgoingAlert
+from gateway.alerts.sos import IncidentWorker
+from gateway.counters import Counters
+from gateway.exceptions import QueueUnavailable
 from gateway.incidents import Incident, OperatorAction, OperatorEvent, TerminalEvent, apply_operator, apply_terminal
 from gateway.names import Keys
 from gateway.queue.incidents import IncidentStore
@@ -91,3 +96,70 @@ async def test_operator_events_are_read_once_then_redelivered_until_acked(redis:
     assert [e.stream_id for e in again] == [sid]
     await store.ack(sid)
     assert await store.read(count=10) == []
+
+
+class _Kept:
+    """An alert sink that keeps what it is given (the worker's own seam; Redis and the stream stay real)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def publish(self, alert: OutgoingAlert) -> None:
+        self.keys.append(alert.key)
+
+
+async def _distress_event(redis: Redis, keys: Keys, seq: int, body: str) -> str:
+    """A distress delivery on the incident stream, as deliver.lua appends it."""
+    doc = {"id": f"T9:{seq}", "terminal": "T9", "seq": seq, "kind": "sos", "body": body,
+           "position": {"lat": 1.0, "lon": 2.0}, "received_at": 1_800_000_000.0 + seq}  # fmt: skip
+    raw = await redis.xadd(keys.incident_events, {"id": f"T9:{seq}", "t": "T9", "s": str(seq), "b": json.dumps(doc)})
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class _AckFailsOnce(IncidentStore):
+    """The real store, but its first ack fails as if the process died right after saving."""
+
+    failed = False
+
+    async def ack(self, stream_id: str) -> None:
+        if not self.failed:
+            self.failed = True
+            raise QueueUnavailable("ack: Redis unreachable (the test's crash)")
+        await super().ack(stream_id)
+
+
+async def test_an_event_read_again_after_a_crash_is_applied_once(redis: Redis, keys: Keys) -> None:
+    """If the worker dies after saving but before acking, the event comes back and is skipped: one alert, one save."""
+    store = _AckFailsOnce(redis=redis, keys=keys, consumer="node")
+    await store.setup()
+    sink = _Kept()
+    worker = IncidentWorker(store=store, sinks=[sink], downlink=None, sender="t", counters=Counters())
+    await _distress_event(redis, keys, 1, "help")
+    (entry,) = await store.read(count=10)
+    with pytest.raises(QueueUnavailable):
+        await worker.apply(entry)
+    (again,) = await store.read(count=10)  # this consumer's unacked event comes back first
+    assert again.stream_id == entry.stream_id
+    await worker.apply(again)
+    incident = await store.get("T9-1")
+    assert incident is not None
+    assert sink.keys == ["t.T9-1.1"]
+    assert [e["event"] for e in incident.log] == ["declare"]
+    assert await store.read(count=10) == []
+
+
+async def test_a_cancel_after_a_crash_repeat_keeps_one_cancel(redis: Redis, keys: Keys) -> None:
+    """Declare then cancel, with the cancel applied twice (a crash repeat): the incident is cancelled once."""
+    store = await store_for(redis, keys, "node")
+    sink = _Kept()
+    worker = IncidentWorker(store=store, sinks=[sink], downlink=None, sender="t", counters=Counters())
+    await _distress_event(redis, keys, 1, "help")
+    await _distress_event(redis, keys, 2, "cancel: found")
+    entries = await store.read(count=10)
+    for entry in entries:
+        await worker.apply(entry)
+    await worker.apply(entries[1])  # redelivered after a crash: the terminal has no active incident now
+    incident = await store.get("T9-1")
+    assert incident is not None
+    assert incident.state.value == "cancelled"
+    assert sink.keys == ["t.T9-1.1", "t.T9-1.2"]
