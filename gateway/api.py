@@ -48,7 +48,7 @@ from gateway.api_terminals import add_terminal_routes
 from gateway.api_trace import add_trace_routes
 from gateway.downlink import Downlink
 from gateway.exceptions import TransientError
-from gateway.operations import Operations
+from gateway.operations import Direction, Operations
 from gateway.queue.streams import MAX_COUNT
 from gateway.queue.trace import TraceReader
 
@@ -140,33 +140,35 @@ def _add_health(app: FastAPI, ops: Operations) -> None:
 
 def _add_dead(app: FastAPI, ops: Operations) -> None:
     dead_id = Path(pattern=_DEAD_ID, description="the dead letter's id, as listed")
+    way = Query("up", description="up: terminals' messages (default); down: messages to terminals")
 
     @app.get("/api/v1/dead", response_model=list[DeadLetterOut], tags=["dead letters"])
     async def dead_list(
         limit: int = Query(100, ge=1, le=MAX_COUNT, description="at most this many, oldest first"),
+        direction: Direction = way,
     ) -> list[DeadLetterOut]:
         """The oldest dead letters."""
-        return await ops.dead_letters(limit)
+        return await ops.dead_letters(limit, direction=direction)
 
     @app.get("/api/v1/dead/{dead_id}", response_model=DeadLetterDetail, tags=["dead letters"], responses=_NOT_FOUND)
-    async def dead_one(dead_id: str = dead_id) -> DeadLetterDetail:
+    async def dead_one(dead_id: str = dead_id, direction: Direction = way) -> DeadLetterDetail:
         """One dead letter with its raw fields and decoded message."""
-        found = await ops.dead_letter(dead_id)
+        found = await ops.dead_letter(dead_id, direction=direction)
         if found is None:
             raise HTTPException(404, f"no dead letter {dead_id}")
         return found
 
     @app.post("/api/v1/dead/{dead_id}/requeue", response_model=RequeuedOut, tags=["dead letters"], responses=_NOT_FOUND)
-    async def dead_requeue(dead_id: str = dead_id) -> RequeuedOut:
+    async def dead_requeue(dead_id: str = dead_id, direction: Direction = way) -> RequeuedOut:
         """Put a dead letter back at the tail of its class queue."""
-        if not await ops.requeue_dead(dead_id):
+        if not await ops.requeue_dead(dead_id, direction=direction):
             raise HTTPException(404, f"no dead letter {dead_id}")
         return RequeuedOut(requeued=dead_id)
 
     @app.delete("/api/v1/dead", response_model=PurgedOut, tags=["dead letters"])
-    async def dead_purge() -> PurgedOut:
+    async def dead_purge(direction: Direction = way) -> PurgedOut:
         """Drop every dead letter."""
-        return PurgedOut(purged=await ops.purge_dead())
+        return PurgedOut(purged=await ops.purge_dead(direction=direction))
 
 
 def _add_links(app: FastAPI, ops: Operations) -> None:

@@ -43,10 +43,13 @@ from protocols.envelope import Priority
 from protocols.errors import DecodeError
 from protocols.record import decode_record
 
-__all__ = ["LinkHandle", "Operations", "TerminalOrder", "next_view_in"]
+__all__ = ["Direction", "LinkHandle", "Operations", "TerminalOrder", "next_view_in"]
 
 _VIEW_HORIZON_S = 86_400.0
 """How far ahead the next pass is looked for."""
+
+Direction = Literal["up", "down"]
+"""Which queues: terminals' messages (up) or messages to terminals (down)."""
 
 TerminalOrder = Literal["terminal", "last_seen"]
 """How a terminal list is sorted: by id, or most recently seen first (never seen last)."""
@@ -157,22 +160,25 @@ class Operations:
         now = time.time()
         return [_distress_json(entry, taken, now) for entry, taken in found]
 
-    async def dead_letters(self, limit: int) -> list[DeadLetterOut]:
-        """The oldest ``limit`` dead letters."""
-        return [_dead_json(d) for d in await self.queue.dead_letters(count=limit)]
+    def _queue_of(self, direction: Direction) -> Queue:
+        return self.downlink_queue if direction == "down" and self.downlink_queue is not None else self.queue
 
-    async def dead_letter(self, dead_id: str) -> DeadLetterDetail | None:
+    async def dead_letters(self, limit: int, *, direction: Direction = "up") -> list[DeadLetterOut]:
+        """The oldest ``limit`` dead letters of one direction."""
+        return [_dead_json(d) for d in await self._queue_of(direction).dead_letters(count=limit)]
+
+    async def dead_letter(self, dead_id: str, *, direction: Direction = "up") -> DeadLetterDetail | None:
         """One dead letter, or None if there is none with that id."""
-        found = await self.queue.find_dead(dead_id)
+        found = await self._queue_of(direction).find_dead(dead_id)
         return None if found is None else _dead_detail(found)
 
-    async def requeue_dead(self, dead_id: str) -> bool:
+    async def requeue_dead(self, dead_id: str, *, direction: Direction = "up") -> bool:
         """Put a dead letter back in its class queue; False if there is none with that id."""
-        return await self.queue.requeue_dead(dead_id)
+        return await self._queue_of(direction).requeue_dead(dead_id)
 
-    async def purge_dead(self) -> int:
-        """Drop every dead letter; return how many there were."""
-        return await self.queue.purge_dead()
+    async def purge_dead(self, *, direction: Direction = "up") -> int:
+        """Drop every dead letter of one direction; return how many there were."""
+        return await self._queue_of(direction).purge_dead()
 
     async def terminals(
         self, *, online: bool | None = None, limit: int | None = None, order: TerminalOrder = "terminal"

@@ -332,6 +332,22 @@ class TestDeadLetters:
         assert await http.json("DELETE", "/api/v1/dead") == (200, {"purged": 2})
         assert await http.json("GET", "/api/v1/dead") == (200, [])
 
+    async def test_downlink_dead_letters_are_theirs_alone(self, settings: Settings) -> None:
+        """direction=down lists, requeues and purges the downlink's dead letters, never the uplink's."""
+        async with running_gateway(settings.model_copy(update={"roles": frozenset({"ingest"})}), config_with()) as gw:
+            http = Http(gw.http.port)
+            down = gw.downlink.queue
+            await down.enqueue([_accepted("T9", 1), _accepted("T9", 2)])
+            await down.dead_letter(await down.take(count=2, block_s=0.0), reason="test_reason")
+            assert await http.json("GET", "/api/v1/dead") == (200, [])
+            status, listed = await http.json("GET", "/api/v1/dead?direction=down")
+            assert (status, [d["message"]["message_id"] for d in listed]) == (200, ["T9:1", "T9:2"])
+            status, _ = await http.json("POST", f"/api/v1/dead/{listed[0]['id']}/requeue?direction=down")
+            assert status == 200
+            assert (await down.depths())[Priority.ROUTINE].depth == 1
+            assert await http.json("DELETE", "/api/v1/dead?direction=down") == (200, {"purged": 1})
+            assert (await http.json("GET", "/api/v1/dead?direction=sideways"))[0] == 422
+
 
 class TestTerminals:
     async def test_terminals_are_listed_without_keys(self, settings: Settings, http: Http) -> None:
