@@ -116,14 +116,18 @@ function drawDistress(status, dead) {
   fill($("distress-dead"), rows, "None.", 4);
 }
 
-function drawQueues(status) {
-  const rows = Object.entries(status.queues).map(([name, q]) => row([
+function queueRows(queues) {
+  return Object.entries(queues || {}).map(([name, q]) => row([
     cell(name),
     cell(String(q.depth), true, "depth", q.depth),
     cell(String(q.pending), true, "pending", q.pending),
     cell(age(q.oldest_age_s), true, "oldest_age_s", q.oldest_age_s),
   ], name));
-  fill($("queues"), rows, "No queues.", 4);
+}
+
+function drawQueues(status) {
+  fill($("queues"), queueRows(status.queues), "No queues.", 4);
+  fill($("downlink-queues"), queueRows(status.downlink), "No downlink.", 4);
 }
 
 function drawThroughput(status) {

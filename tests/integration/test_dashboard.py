@@ -60,6 +60,7 @@ _READ_PAGE = """() => {
     uptime: document.getElementById("uptime").dataset.value,
     terminals: document.getElementById("terminals").hidden ? null : text("terminals-online"),
     queues: rows("queues"),
+    downlink: rows("downlink-queues"),
     links: rows("links"),
     throughput: rows("throughput"),
     rejected: rows("rejected"),
@@ -207,7 +208,7 @@ class TestAssets:
 @needs_browser
 class TestInBrowser:
     async def test_queue_numbers_equal_the_status_answer(self, gateway: Gateway, base: str, page: Page) -> None:
-        """Each class's waiting, pending and oldest age on the page are those of the status answer it read."""
+        """Each class's waiting, pending and oldest age, up and down, on the page are those of the status it read."""
         assert await _post(base + "/api/v1/links/fast/pause") == 200
         await gateway.queue.enqueue(
             [
@@ -230,6 +231,10 @@ class TestInBrowser:
                 assert abs(float(cells["oldest_age_s"]["text"]) - queue["oldest_age_s"]) <= 0.05
         waiting = {k: q["depth"] + q["pending"] for k, q in status["queues"].items()}
         assert waiting == {"distress": 0, "urgency": 1, "safety": 2, "routine": 0}
+        assert [row["key"] for row in shown["downlink"]] == list(status["downlink"]) == list(status["queues"])
+        for row in shown["downlink"]:
+            queue, cells = status["downlink"][row["key"]], row["cells"]
+            assert (int(cells["depth"]["text"]), int(cells["pending"]["text"])) == (queue["depth"], queue["pending"])
         [link] = shown["links"]
         cells = link["cells"]
         assert (link["key"], cells["state"]["text"], cells["paused"]["text"]) == ("fast", "paused", "yes")
