@@ -9,10 +9,10 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -27,6 +27,8 @@ from gateway.sim.terminal import SimTerminal
 from gateway.terminals import Registry
 from protocols.envelope import Kind, Message, Priority
 from protocols.record import Record, encode_record
+
+T = TypeVar("T")
 
 REDIS_URL = os.environ.get("SATGW_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_URL = os.environ.get("SATGW_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -144,6 +146,16 @@ async def eventually(check: Callable[[], bool], *, timeout: float = 10.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, what: str = "condition") -> T:
+    """Await ``check()`` until it gives something truthy and return that, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (found := await check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last answer {found!r}"[:2000])
+        await asyncio.sleep(0.02)
+    return found
 
 
 def accepted_entry(terminal: str, seq: int, priority: Priority = Priority.ROUTINE) -> Accepted:

@@ -20,7 +20,7 @@ from gateway.links.orbits import find_passes
 from gateway.links.outages import OutagePlan, Window
 from gateway.service import Gateway
 from protocols.envelope import Priority
-from tests.harness import FAST_LINK, running_gateway
+from tests.harness import FAST_LINK, running_gateway, until
 from tests.harness import accepted_entry as _accepted
 
 pytestmark = pytest.mark.integration
@@ -69,15 +69,14 @@ class TestHistory:
         for link in ("fast", "leo", "geo"):
             gateway.operations.pause(link)
         await gateway.queue.enqueue([_accepted("T1", 1, Priority.SAFETY), _accepted("T1", 2, Priority.SAFETY)])
-        deadline = time.monotonic() + 10.0
-        while True:
-            status, body = await get(base, "/api/v1/history")
+
+        async def both_queued() -> dict[str, Any] | None:
+            status, history = await get(base, "/api/v1/history")
             assert status == 200
-            latest = body["samples"][-1]["queues"]["safety"]
-            if latest["depth"] + latest["pending"] == 2:
-                break
-            assert time.monotonic() < deadline, body["samples"][-1]
-            await asyncio.sleep(0.05)
+            latest = history["samples"][-1]["queues"]["safety"]
+            return history if latest["depth"] + latest["pending"] == 2 else None
+
+        body = await until(both_queued, timeout=10, what="a sample with both safety messages")
         assert (body["every_s"], body["window_s"]) == (0.1, 120.0)
         ats = [s["at"] for s in body["samples"]]
         assert ats == sorted(ats)

@@ -26,7 +26,7 @@ from gateway.links.outages import OutagePlan, Window
 from gateway.mqtt import MqttClient
 from gateway.service import Gateway
 from protocols.envelope import Kind, Position, Priority
-from tests.harness import FAST_LINK, config_with, provision, running_gateway
+from tests.harness import FAST_LINK, config_with, provision, running_gateway, until
 from tests.harness import accepted_entry as _accepted
 
 if TYPE_CHECKING:
@@ -151,11 +151,11 @@ async def page() -> AsyncIterator[Page]:
 
 async def _until(page: Page, predicate: str, *, timeout: float = 10.0) -> None:
     """Wait until the JS function ``predicate`` is true in the page (evaluated from outside, so the CSP allows it)."""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(0.05)
+
+    async def holds() -> bool:
+        return bool(await page.evaluate(predicate))
+
+    await until(holds, timeout=timeout, what=predicate)
 
 
 async def _load(page: Page, base: str) -> list[Response]:
@@ -372,14 +372,13 @@ class TestHistoryAndTimeline:
         for link in ("fast", "leo", "geo"):
             assert await _post(f"{sky_base}/api/v1/links/{link}/pause") == 200
         await sky.queue.enqueue([_accepted("T8", 1, Priority.SAFETY), _accepted("T8", 2, Priority.SAFETY)])
-        deadline = time.monotonic() + 10.0
-        while True:
-            before = (await _get_json(sky_base + "/api/v1/history"))["samples"]
-            full = [s for s in before if s["queues"]["safety"]["depth"] + s["queues"]["safety"]["pending"] == 2]
-            if len(full) >= 3:
-                break
-            assert time.monotonic() < deadline, before[-1:]
-            await asyncio.sleep(0.05)
+
+        async def three_full_samples() -> list[dict[str, Any]] | None:
+            samples: list[dict[str, Any]] = (await _get_json(sky_base + "/api/v1/history"))["samples"]
+            full = [s for s in samples if s["queues"]["safety"]["depth"] + s["queues"]["safety"]["pending"] == 2]
+            return samples if len(full) >= 3 else None
+
+        before = await until(three_full_samples, timeout=10, what="three samples with both safety messages")
         opened = time.time()
         await _load(page, sky_base)
         charts = await page.evaluate(_READ_CHARTS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +23,7 @@ from gateway.service import Gateway
 from gateway.sim.terminal import SimTerminal
 from protocols import cap
 from protocols.envelope import Kind, Position, Priority
-from tests.harness import config_with, eventually, listening, provision, running_gateway
+from tests.harness import config_with, eventually, listening, provision, running_gateway, until
 from tests.integration.webhook_receiver import Answer, Receiver, Request
 
 pytestmark = pytest.mark.integration
@@ -80,16 +79,6 @@ async def incident_of(client: httpx.AsyncClient, terminal: str) -> dict[str, Any
     """The newest incident of ``terminal`` as the API lists it."""
     listed = (await client.get("/api/v1/incidents")).json()
     return next((i for i in listed if i["terminal"] == terminal), None)
-
-
-async def until(check: Any, *, timeout: float = 15.0, what: str) -> Any:
-    """Poll the async ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (found := await check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return found
 
 
 def flaky_twice(request: Request, index: int) -> Answer:

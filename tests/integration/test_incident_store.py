@@ -64,9 +64,10 @@ async def test_concurrent_updates_of_one_incident_both_land(redis: Redis, keys: 
     """Two gateways acking and updating the same incident at once: both changes survive (optimistic retry)."""
     a, b = await store_for(redis, keys, "a"), await store_for(redis, keys, "b")
     await declare(a, 1)
-    gate = asyncio.Event()
+    gate, read = asyncio.Event(), asyncio.Event()
 
     async def slow_update(current: Incident | None) -> Incident | None:
+        read.set()  # it has read (and watches) the incident
         await gate.wait()
         notice = apply_terminal(current, event(2, "confirm"))
         return None if notice is None else notice.incident
@@ -76,7 +77,7 @@ async def test_concurrent_updates_of_one_incident_both_land(redis: Redis, keys: 
         return apply_operator(current, OperatorEvent("T9-1", OperatorAction.ACK, "on our way", "MRCC", 2000.0)).incident
 
     update = asyncio.create_task(a.transition(slow_update, terminal="T9"))
-    await asyncio.sleep(0.05)  # let the update read the incident before the ack changes it
+    await read.wait()  # the update has the incident before the ack changes it
     await b.transition(ack, incident_id="T9-1")
     gate.set()
     final = await update

@@ -7,7 +7,6 @@ under the id it claims and never makes that terminal look alive; an unknown id i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from gateway.sim.terminal import SimTerminal
 from protocols.envelope import Kind, Message, Position, Priority
 from protocols.seal import new_key, seal
 from tests.harness import config_with, eventually, provision, running_gateway
+from tests.harness import until as polled
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +58,12 @@ async def publisher(settings: Settings) -> AsyncIterator[MqttClient]:
 
 async def until(api: httpx.AsyncClient, path: str, check: Callable[[Any], bool], what: str) -> Any:
     """GET ``path`` until ``check`` holds for its JSON (presence is flushed every 50 ms); return that JSON."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def answer() -> Any:
         body = (await api.get(path)).json()
-        if check(body):
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last answer {body}")
-        await asyncio.sleep(0.02)
+        return body if check(body) else None
+
+    return await polled(answer, timeout=10, what=what)
 
 
 async def send(client: MqttClient, sim: SimTerminal, **options: Any) -> bytes:

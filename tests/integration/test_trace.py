@@ -35,6 +35,7 @@ from tests.harness import (
     observing,
     provision,
     running_gateway,
+    until,
 )
 
 pytestmark = pytest.mark.integration
@@ -238,14 +239,12 @@ class Http:
 
 async def trace_until(http: Http, message_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Poll the trace of ``message_id`` until ``done`` holds for it (10 s at most)."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def trace() -> dict[str, Any] | None:
         status, body = await http.json("GET", f"/api/v1/messages/{message_id}")
-        if status == 200 and done(body):
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"trace of {message_id} never got there: {status} {body}")
-        await asyncio.sleep(0.05)
+        return body if status == 200 and done(body) else None
+
+    return await until(trace, timeout=10, what=f"the trace of {message_id}")
 
 
 def stage_is(*stages: str) -> Callable[[dict[str, Any]], bool]:

@@ -222,8 +222,9 @@ class TestRdssTerminal:
                     Span(kind="outage", start=now, end=now + 10.0, label="no usable beam")
                 ]
                 await term.set_beams((4,) * 10)
-                while link.beams_ok is not True:
-                    await asyncio.sleep(0.001)
+                async with asyncio.timeout(5):
+                    while link.beams_ok is not True:
+                        await asyncio.sleep(0.001)
                 assert (await link.transmit(b"hi", priority=Priority.ROUTINE)).sent
                 now = clock.now()
                 assert timeline(link, now, now + HOUR) == [
