@@ -158,6 +158,20 @@ async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float = 15
     return found
 
 
+async def blocked_clients(redis: Redis) -> int:
+    """How many clients are waiting in a blocking command in Redis now."""
+    return int((await redis.info("clients"))["blocked_clients"])
+
+
+async def until_blocked(redis: Redis, *, before: int, more: int = 1) -> None:
+    """Wait until ``more`` clients beyond ``before`` are blocked in Redis (a BLOCK read has really started)."""
+
+    async def blocked() -> bool:
+        return await blocked_clients(redis) >= before + more
+
+    await until(blocked, timeout=5, what=f"{more} more blocked Redis client(s)")
+
+
 def accepted_entry(terminal: str, seq: int, priority: Priority = Priority.ROUTINE) -> Accepted:
     """A message as ingest hands it to the queue (a text note), for tests that fill queues directly."""
     now = time.time()

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from gateway.names import Keys
 from gateway.queue import MAX_SEQ, Delivery, Outbox, OutboxEntry
 from protocols.envelope import Priority
+from tests.harness import blocked_clients, until, until_blocked
 
 if TYPE_CHECKING:
     from conftest import Counted
@@ -118,8 +119,9 @@ class TestTake:
         publisher = await new_outbox(redis, keys)
         ground = await new_outbox(redis, keys, consumer="ground")
         assert await publisher.take() == []
+        before = await blocked_clients(redis)
         waiter = asyncio.create_task(publisher.take(block_s=5))
-        await asyncio.sleep(0.1)
+        await until_blocked(redis, before=before)
         started = time.monotonic()
         await ground.deliver([delivery(1)])
         assert seqs(await waiter) == [1]
@@ -140,5 +142,5 @@ class TestTake:
         await dead.deliver([delivery(1), delivery(2)])
         await dead.take(count=2)
         assert await alive.reclaim(min_idle_s=5) == []
-        await asyncio.sleep(0.06)
-        assert seqs(await alive.reclaim(min_idle_s=0.05)) == [1, 2]
+        idle = await until(lambda: alive.reclaim(min_idle_s=0.05), what="the dead publisher's entries idle")
+        assert seqs(idle) == [1, 2]

@@ -19,10 +19,11 @@ from redis.backoff import NoBackoff
 
 from gateway.exceptions import QueueUnavailable
 from gateway.names import Keys
-from gateway.queue import MAX_SEQ, Accepted, Delivery, EnqueueOutcome, Entry, Outbox, Queue, Stats
+from gateway.queue import MAX_SEQ, Accepted, DeadLetter, Delivery, EnqueueOutcome, Entry, Outbox, Queue, Stats
 from gateway.queue.scripts import LuaScript
 from protocols.envelope import Priority
 from protocols.seal import ReplayWindow, Verdict
+from tests.harness import blocked_clients, until, until_blocked
 
 if TYPE_CHECKING:
     from conftest import Counted
@@ -324,8 +325,9 @@ class TestBlocking:
     async def test_wakes_on_concurrent_enqueue(self, queue: Queue, redis: Redis, keys: Keys) -> None:
         """A blocked take returns an entry another task enqueues meanwhile, well before its timeout."""
         producer = await new_queue(redis, keys, consumer="ingest")
+        before = await blocked_clients(redis)
         waiter = asyncio.create_task(queue.take(block_s=5))
-        await asyncio.sleep(0.1)
+        await until_blocked(redis, before=before)
         started = time.monotonic()
         await producer.enqueue([msg(1, priority=Priority.URGENCY)])
         assert ids(await waiter) == ["T1:1"]
@@ -340,8 +342,9 @@ class TestBlocking:
     async def test_one_entry_goes_to_one_of_two_waiters(self, redis: Redis, keys: Keys) -> None:
         """Two blocked consumers woken by one entry: exactly one gets it, the other keeps waiting and times out."""
         a, b = await new_queue(redis, keys, consumer="a"), await new_queue(redis, keys, consumer="b")
+        before = await blocked_clients(redis)
         waiters = [asyncio.create_task(q.take(block_s=1)) for q in (a, b)]
-        await asyncio.sleep(0.1)
+        await until_blocked(redis, before=before, more=2)
         await a.enqueue([msg(1)])
         results = await asyncio.gather(*waiters)
         assert sorted(len(r) for r in results) == [0, 1]
@@ -389,11 +392,13 @@ class TestReclaim:
         await a.enqueue([msg(1)])
         assert ids(await a.take()) == ["T1:1"]
         assert await b.reclaim(min_idle_s=5) == []
-        await asyncio.sleep(0.06)
-        assert ids(await b.reclaim(min_idle_s=0.05)) == ["T1:1"]
-        await asyncio.sleep(0.06)
-        assert await b.reclaim(min_idle_s=0.05) == []
-        [dead] = await b.dead_letters()
+        assert ids(await until(lambda: b.reclaim(min_idle_s=0.05), what="A's entry idle")) == ["T1:1"]
+
+        async def buried() -> list[DeadLetter]:
+            assert await b.reclaim(min_idle_s=0.05) == []  # over max_deliveries: buried, never handed out
+            return await b.dead_letters()
+
+        [dead] = await until(buried, what="the entry dead-lettered")
         assert (dead.reason, dead.entry and dead.entry.message_id) == ("max_deliveries", "T1:1")
         assert [(d.depth, d.pending) for d in await b.depths()] == [(0, 0)] * 4
 
@@ -402,8 +407,8 @@ class TestReclaim:
         a, b = await new_queue(redis, keys, consumer="a"), await new_queue(redis, keys, consumer="b")
         await a.enqueue([msg(1), msg(2, priority=Priority.SAFETY), msg(3, priority=Priority.DISTRESS)])
         assert len(await a.take(count=3)) == 3
-        await asyncio.sleep(0.03)
-        assert [e.seq for e in await b.reclaim(min_idle_s=0.02)] == [3, 2, 1]
+        reclaimed = await until(lambda: b.reclaim(min_idle_s=0.02), what="A's entries idle")
+        assert [e.seq for e in reclaimed] == [3, 2, 1]
 
 
 class TestDeadLetters:
