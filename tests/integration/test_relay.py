@@ -31,6 +31,8 @@ from protocols.frame import Record, decode_record, encode_record, read_frame
 if TYPE_CHECKING:
     from tests.integration.conftest import Counted
 
+from tests.harness import until
+
 pytestmark = pytest.mark.integration
 
 DISTRESS, URGENCY, SAFETY, ROUTINE = Priority.DISTRESS, Priority.URGENCY, Priority.SAFETY, Priority.ROUTINE
@@ -151,15 +153,6 @@ async def relaying(relay: Relay) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await relay.drain()
-
-
-async def until(check: Callable[[], Awaitable[bool]], *, timeout: float = 2.5, what: str) -> None:
-    """Wait until the async ``check`` is true, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def lose_every(n: int, delivered: list[str]) -> Handler:
