@@ -21,6 +21,7 @@ __all__ = [
     "Depth",
     "EnqueueOutcome",
     "Entry",
+    "as_text",
     "check_seq",
     "decode_entry",
     "enqueue_head",
@@ -143,6 +144,11 @@ def decode_entry(priority: int, stream_id: bytes | str, fields: Fields) -> Entry
         expires_at=float(expires) if expires else None,
         receipt=fields[b"r"] == b"1",
     )
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (the clients here return bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def stream_id_time(stream_id: bytes | str) -> float:

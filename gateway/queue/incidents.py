@@ -26,6 +26,7 @@ from gateway.exceptions import map_redis_errors
 from gateway.incidents import Incident, OperatorEvent
 from gateway.names import Keys
 from gateway.queue.checks import check_client, check_keys, check_text
+from gateway.queue.entries import as_text
 
 __all__ = ["EventEntry", "IncidentStore"]
 
@@ -69,7 +70,7 @@ class IncidentStore:
         }
         with map_redis_errors(f"add {event.action.value} of incident {event.incident}"):
             raw = await self._redis.xadd(self._keys.incident_events, fields)
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return as_text(raw)
 
     async def read(self, *, count: int) -> list[EventEntry]:
         """This consumer's unacknowledged events first (after a crash), then new ones; never waits in Redis.
@@ -85,7 +86,7 @@ class IncidentStore:
         streams: dict[Any, Any] = {self._keys.incident_events: start}
         reply: Any = await self._redis.xreadgroup(GROUP, self._consumer, streams, count=count)
         entries = reply[0][1] if reply else []
-        return [EventEntry(_text(sid), fields) for sid, fields in entries if fields]
+        return [EventEntry(as_text(sid), fields) for sid, fields in entries if fields]
 
     async def ack(self, stream_id: str) -> None:
         """Forget an applied (or refused) event."""
@@ -105,19 +106,19 @@ class IncidentStore:
         """The id of the terminal's open or acknowledged incident, or None."""
         with map_redis_errors(f"read the active incident of terminal {terminal}"):
             raw = await self._redis.hget(self._keys.incidents_active, terminal)
-        return None if raw is None else _text(raw)
+        return None if raw is None else as_text(raw)
 
     async def active_terminals(self) -> builtins.set[str]:
         """Every terminal with an active incident (ingest lifts their positions into distress)."""
         with map_redis_errors("read the terminals in distress"):
             raw = await self._redis.hkeys(self._keys.incidents_active)
-        return {_text(t) for t in raw}
+        return {as_text(t) for t in raw}
 
     async def list(self, *, limit: int) -> builtins.list[Incident]:
         """The most recently opened incidents, newest first."""
         with map_redis_errors("list incidents"):
             ids: Any = await self._redis.zrevrange(self._keys.incidents, 0, limit - 1)
-            raws = await self._redis.mget([self._keys.incident(_text(i)) for i in ids]) if ids else []
+            raws = await self._redis.mget([self._keys.incident(as_text(i)) for i in ids]) if ids else []
         return [Incident.from_json(r) for r in raws if r is not None]
 
     async def transition(
@@ -152,7 +153,7 @@ class IncidentStore:
             await pipe.watch(self._keys.incidents_active)
             if terminal is not None:
                 found = await pipe.hget(self._keys.incidents_active, terminal)
-                incident_id = None if found is None else _text(found)
+                incident_id = None if found is None else as_text(found)
             current = None
             if incident_id is not None:
                 await pipe.watch(self._keys.incident(incident_id))
@@ -173,7 +174,3 @@ class IncidentStore:
             pipe.hset(self._keys.incidents_active, incident.terminal, incident.id)
         else:
             pipe.hdel(self._keys.incidents_active, incident.terminal)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

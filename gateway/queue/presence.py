@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from gateway.exceptions import map_redis_errors
 from gateway.names import Keys
 from gateway.queue.checks import check_client, check_keys
+from gateway.queue.entries import as_text
 from gateway.queue.scripts import LuaScript, load_scripts
 
 __all__ = ["GEO_MAX_LAT", "MERGE_CHUNK", "Fix", "PresenceStore", "PresenceSummary", "Sighting", "TerminalPresence"]
@@ -161,7 +162,7 @@ class PresenceStore:
             if recent > 0:
                 pipe.zrevrange(self._seen, 0, recent - 1)
             replies = await pipe.execute()
-        details = await self.read([_text(t) for t in replies[3]]) if recent > 0 else {}
+        details = await self.read([as_text(t) for t in replies[3]]) if recent > 0 else {}
         return PresenceSummary(
             registered=int(replies[0]),
             online=int(replies[1]),
@@ -176,7 +177,7 @@ class PresenceStore:
             pairs: list[tuple[bytes, float]] = await self._redis.zrevrange(  # type: ignore[assignment]
                 self._seen, 0, -1, withscores=True
             )
-        return {_text(t): float(score) for t, score in pairs}
+        return {as_text(t): float(score) for t, score in pairs}
 
     async def read(self, terminals: Sequence[str]) -> dict[str, TerminalPresence]:
         """What is known of each of ``terminals`` (in that order; empty fields for never seen), one round trip."""
@@ -202,7 +203,7 @@ class PresenceStore:
         """Every terminal's last fix (one round trip)."""
         with map_redis_errors("read positions"):
             raw: dict[bytes, bytes] = await self._redis.hgetall(self._positions)  # type: ignore[assignment]
-        return {_text(t): fix for t, value in raw.items() if (fix := Fix.from_json(value)) is not None}
+        return {as_text(t): fix for t, value in raw.items() if (fix := Fix.from_json(value)) is not None}
 
     async def near(self, *, lat: float, lon: float, radius_m: float) -> dict[str, Fix]:
         """Terminals whose last fix may lie within ``radius_m`` of (lat, lon), with their fixes (one round trip).
@@ -219,7 +220,7 @@ class PresenceStore:
         with map_redis_errors("search positions"):
             flat = await NEAR.run(self._redis, [self._geo, self._polar, self._positions], [lon, centre_lat, radius_m])
         pairs = zip(flat[0::2], flat[1::2], strict=True)
-        return {_text(t): fix for t, raw in pairs if (fix := Fix.from_json(raw)) is not None}
+        return {as_text(t): fix for t, raw in pairs if (fix := Fix.from_json(raw)) is not None}
 
 
 def _merge_args(s: Sighting) -> list[bytes | str | float]:
@@ -242,7 +243,3 @@ def _counts(raw: bytes | None) -> dict[str, int]:
     if not isinstance(data, dict):
         return {}
     return {str(k): int(v) for k, v in data.items() if isinstance(v, int | float)}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

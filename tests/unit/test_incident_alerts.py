@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
-import xmlschema
 
 from gateway.alerts.sos import incident_alert
 from gateway.incidents import (
@@ -21,8 +19,8 @@ from gateway.incidents import (
 )
 from protocols import cap
 from protocols.envelope import Kind, Position
+from tests.unit.test_cap import assert_schema_valid
 
-SCHEMA = xmlschema.XMLSchema(Path(__file__).parent.parent / "data" / "cap" / "CAP-v1.2-schema.xsd")
 SENDER = "satgw.test"
 
 
@@ -32,7 +30,7 @@ def sent_alert(before: Incident | None, notice: Notice, at: float) -> tuple[byte
     base = before if same and before is not None else dataclasses.replace(notice.incident, alerts=())
     alert = incident_alert(base, notice, sender=SENDER, at=at)
     xml = cap.build_alert(alert)
-    SCHEMA.validate(xml.decode())
+    assert_schema_valid(xml)
     ref = AlertRef(alert.identifier, float(int(at)), notice.msg_type)
     return xml, dataclasses.replace(notice.incident, alerts=(*base.alerts, ref))
 
