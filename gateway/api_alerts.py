@@ -65,8 +65,8 @@ class DeliveriesOut(BaseModel):
     dead: list[DeadDeliveryOut] = Field(description="the oldest dead deliveries (given up on)")
 
 
-class PositionOut(BaseModel):
-    """A reported position."""
+class IncidentPositionOut(BaseModel):
+    """An incident's last reported position, and when it was received."""
 
     lat: float
     lon: float
@@ -83,7 +83,7 @@ class IncidentOut(BaseModel):
     updated_at: float
     age_s: float
     nature: str
-    position: PositionOut | None
+    position: IncidentPositionOut | None
     alerts: list[dict[str, Any]] = Field(description="CAP alerts sent: identifier, sent, msg_type")
     log: list[dict[str, Any]] = Field(description="every event applied, oldest first")
 
@@ -124,7 +124,7 @@ def _out(incident: Incident) -> IncidentOut:
         updated_at=incident.updated_at,
         age_s=round(max(0.0, time.time() - incident.opened_at), 3),
         nature=incident.nature,
-        position=None if pos is None else PositionOut(lat=pos.lat, lon=pos.lon, at=incident.position_at),
+        position=None if pos is None else IncidentPositionOut(lat=pos.lat, lon=pos.lon, at=incident.position_at),
         alerts=[{"identifier": a.identifier, "sent": a.sent, "msg_type": a.msg_type} for a in incident.alerts],
         log=list(incident.log),
     )
